@@ -1,0 +1,118 @@
+# cunicorn -- one Makefile for GNU make and BSD make (bmake).
+#
+#   make                   build ./cunicorn
+#   make test              unit + integration tests ("N passed, N failed")
+#   make check             the same suite against an ASan+UBSan build
+#   make fuzz              libFuzzer targets (clang), FUZZ_SECONDS each
+#   make install           PREFIX, DESTDIR, BINDIR, MANDIR honoured
+#   make deps              install build/test dependencies (apt-get), or
+#                          print the pkg/apk command on FreeBSD/Alpine
+#
+# PYTHON selects the interpreter to embed: make PYTHON=/usr/bin/python3
+
+VERSION = 0.1.0
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+SHAREDIR ?= $(PREFIX)/share
+DESTDIR ?=
+
+# The system interpreter first: its packages (Flask, Django from the
+# distribution) are what a deployment imports.
+PYTHON != for p in /usr/bin/python3 /usr/local/bin/python3; do if [ -x $$p ]; then echo $$p; exit 0; fi; done; echo python3
+PYTHON_CONFIG ?= $(PYTHON)-config
+PY_INCLUDES != $(PYTHON_CONFIG) --includes
+PY_LIBS != $(PYTHON_CONFIG) --ldflags --embed 2>/dev/null || $(PYTHON_CONFIG) --ldflags
+PY_EXECUTABLE != $(PYTHON) -c 'import sys; print(sys.executable)'
+
+CXX ?= c++
+OPT ?= -O2 -g
+WARN = -Wall -Wextra -Wshadow -Wpointer-arith -Wsign-compare
+PROJECT_CXXFLAGS = -std=c++17 $(OPT) $(WARN) -Iinclude $(PY_INCLUDES) \
+	-DCUNICORN_VERSION='"$(VERSION)"' -DCUNICORN_PYTHON='"$(PY_EXECUTABLE)"'
+ALL_CXXFLAGS = $(PROJECT_CXXFLAGS) $(CXXFLAGS)
+ALL_LDFLAGS = $(LDFLAGS)
+LIBS = $(PY_LIBS) -lpthread
+
+# Sources are listed, not globbed: bmake leaves $^ empty and has no wildcard.
+CORE_SRCS = src/http_parser.cpp src/http_writer.cpp src/log.cpp src/ev.cpp \
+	src/ev_epoll.cpp src/ev_kqueue.cpp src/sock.cpp src/config.cpp \
+	src/pyembed.cpp src/wsgi.cpp src/worker.cpp src/arbiter.cpp
+CORE_OBJS = src/http_parser.o src/http_writer.o src/log.o src/ev.o \
+	src/ev_epoll.o src/ev_kqueue.o src/sock.o src/config.o \
+	src/pyembed.o src/wsgi.o src/worker.o src/arbiter.o
+UNIT_SRCS = tests/unit/main.cpp tests/unit/test_http_parser.cpp \
+	tests/unit/test_conformance.cpp tests/unit/test_http_writer.cpp \
+	tests/unit/test_log.cpp tests/unit/test_config.cpp
+UNIT_OBJS = tests/unit/main.o tests/unit/test_http_parser.o \
+	tests/unit/test_conformance.o tests/unit/test_http_writer.o \
+	tests/unit/test_log.o tests/unit/test_config.o
+FUZZ_TARGETS = fuzz_http_parser fuzz_chunked fuzz_proxy
+
+SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+.SUFFIXES: .cpp .o
+.cpp.o:
+	$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
+
+all: cunicorn
+
+cunicorn: $(CORE_OBJS) src/main.o
+	$(CXX) $(ALL_LDFLAGS) -o $@ src/main.o $(CORE_OBJS) $(LIBS)
+
+tests/unit/unit-tests: $(CORE_OBJS) $(UNIT_OBJS)
+	$(CXX) $(ALL_LDFLAGS) -o $@ $(UNIT_OBJS) $(CORE_OBJS) $(LIBS)
+
+$(CORE_OBJS) src/main.o $(UNIT_OBJS): include/cunicorn/*.h
+
+# The sanitizer builds compile every source in one command: no object files,
+# so they never mix with the normal build.
+cunicorn-asan: $(CORE_SRCS) src/main.cpp include/cunicorn/*.h
+	$(CXX) $(PROJECT_CXXFLAGS) $(SANITIZE) -o $@ src/main.cpp $(CORE_SRCS) $(LIBS)
+
+tests/unit/unit-tests-asan: $(CORE_SRCS) $(UNIT_SRCS) include/cunicorn/*.h
+	$(CXX) $(PROJECT_CXXFLAGS) $(SANITIZE) -o $@ $(UNIT_SRCS) $(CORE_SRCS) $(LIBS)
+
+test: cunicorn tests/unit/unit-tests
+	$(PYTHON_TEST) tests/run.py --binary ./cunicorn --unit tests/unit/unit-tests
+
+check: cunicorn-asan tests/unit/unit-tests-asan
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	$(PYTHON_TEST) tests/run.py --binary ./cunicorn-asan --unit tests/unit/unit-tests-asan --sanitized
+
+# Integration tests need Debian's interpreter (Flask, Django come from apt).
+PYTHON_TEST ?= $(PY_EXECUTABLE)
+
+FUZZ_SECONDS ?= 180
+FUZZ_CXX ?= clang++
+fuzz:
+	FUZZ_CXX='$(FUZZ_CXX)' FUZZ_SECONDS='$(FUZZ_SECONDS)' sh tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+deps:
+	sh tests/install-deps.sh
+
+# Serve the example app on 127.0.0.1:8000.
+run: cunicorn
+	./cunicorn --chdir etc/examples -b 127.0.0.1:8000 hello:app
+
+install: cunicorn
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(SHAREDIR)/examples/cunicorn
+	install -m 755 cunicorn $(DESTDIR)$(BINDIR)/cunicorn
+	install -m 644 man/cunicorn.1 $(DESTDIR)$(MANDIR)/man1/cunicorn.1
+	install -m 644 man/cunicorn.conf.5 $(DESTDIR)$(MANDIR)/man5/cunicorn.conf.5
+	install -m 644 etc/examples/hello.py etc/examples/gunicorn.conf.py \
+		$(DESTDIR)$(SHAREDIR)/examples/cunicorn
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/cunicorn $(DESTDIR)$(MANDIR)/man1/cunicorn.1 \
+		$(DESTDIR)$(MANDIR)/man5/cunicorn.conf.5
+	rm -rf $(DESTDIR)$(SHAREDIR)/examples/cunicorn
+
+clean:
+	rm -f cunicorn cunicorn-asan src/*.o tests/unit/*.o tests/unit/unit-tests \
+		tests/unit/unit-tests-asan
+	rm -rf tests/fuzz/build
+
+.PHONY: all test check fuzz deps run install uninstall clean

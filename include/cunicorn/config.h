@@ -1,0 +1,218 @@
+// Settings: the one table of Gunicorn's settings (name, flags, type,
+// default, validation, help), and the layering of their sources as
+// gunicorn/app/base.py does it: defaults < config file < GUNICORN_CMD_ARGS
+// < command line. The config file is executed by the embedded interpreter.
+#ifndef CUNICORN_CONFIG_H
+#define CUNICORN_CONFIG_H
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+// CPython's object type, declared here so this header does not pull in
+// Python.h (the same typedef Python.h makes; repeating it is allowed).
+struct _object;
+typedef struct _object PyObject;
+
+namespace cunicorn {
+
+// A start-up error in the settings: main prints "Error: <what()>" and
+// exits 1, as gunicorn's do_load_config does. Two subtypes need other
+// output; report_config_error() below prints any of the three correctly.
+struct ConfigError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// An argparse-style command-line error (unknown option, missing value,
+// "invalid int value"): usage line, then "cunicorn: error: <what()>",
+// exit status 2 as argparse's parser.error().
+struct UsageError : ConfigError {
+    using ConfigError::ConfigError;
+};
+
+// The config file raised while executing. what() is
+// "Failed to read config file: PATH"; the traceback follows it on stderr
+// and the exit status is 1 (gunicorn's get_config_from_filename).
+struct ConfigFileError : ConfigError {
+    ConfigFileError(const std::string &path, std::string tb)
+        : ConfigError("Failed to read config file: " + path), traceback(std::move(tb)) {}
+    std::string traceback;
+};
+
+// Prints a ConfigError (or subtype) to stderr the way gunicorn would and
+// returns the exit status main should use (1, or 2 for a UsageError).
+int report_config_error(const ConfigError &e);
+
+// Resolved settings. Field names are gunicorn's setting names.
+struct Config {
+    // Config File
+    std::string config;                 // -c as given ("" = default lookup)
+    std::string wsgi_app;               // positional APP_MODULE, else wsgi_app
+
+    // Server Socket
+    std::vector<std::string> bind{"127.0.0.1:8000"};
+    int backlog = 2048;
+
+    // Worker Processes
+    int workers = 1;
+    std::string worker_class = "sync";
+    int threads = 1;
+    int worker_connections = 1000;
+    int max_requests = 0;
+    int max_requests_jitter = 0;
+    int timeout = 30;
+    int graceful_timeout = 30;
+    int keepalive = 2;
+
+    // Security (raw values as given; http::Options::from_settings clamps)
+    long long limit_request_line = 4094;
+    long long limit_request_fields = 100;
+    long long limit_request_field_size = 8190;
+
+    // Debugging
+    bool reload = false;
+    bool spew = false;
+    bool check_config = false;          // main: load the app, exit 0/1
+    bool print_config = false;          // main: print format_config(), then as check_config
+
+    // Server Mechanics
+    bool preload_app = false;
+    bool sendfile = true;               // already resolved (--no-sendfile, $SENDFILE)
+    bool reuse_port = false;
+    std::string chdir;                  // absolute
+    bool daemon = false;
+    std::vector<std::string> raw_env;   // KEY=VALUE
+    std::string pidfile;
+    std::string worker_tmp_dir;
+    std::string user, group;            // the uid/gid in decimal when set to other than
+                                        // the launcher's ("" = nothing to switch)
+    long uid = -1, gid = -1;            // resolved: the id given (names looked up), else
+                                        // geteuid()/getegid() as gunicorn; workers switch
+                                        // only when non-zero (util.set_owner_process)
+    int umask = 0;
+    bool initgroups = false;
+    std::vector<std::string> pythonpath;  // comma list split, made absolute
+    std::vector<std::string> forwarded_allow_ips{"127.0.0.1", "::1"};
+    // Header (upper-case name) -> value meaning https (a Python dict in
+    // the config file; gunicorn's default below).
+    std::vector<std::pair<std::string, std::string>> secure_scheme_headers{
+        {"X-FORWARDED-PROTOCOL", "ssl"}, {"X-FORWARDED-PROTO", "https"}, {"X-FORWARDED-SSL", "on"}};
+    bool permit_obsolete_folding = false;
+    bool strip_header_spaces = false;
+    bool permit_unconventional_http_method = false;
+    bool permit_unconventional_http_version = false;
+    bool casefold_http_method = false;
+    std::string header_map = "drop";
+    std::vector<std::string> forwarder_headers{"SCRIPT_NAME", "PATH_INFO"};
+    std::string proxy_protocol = "off";   // off, v1, v2 or auto
+    std::vector<std::string> proxy_allow_ips{"127.0.0.1", "::1"};
+
+    // Logging
+    std::string accesslog;              // "" = off, "-" = stdout
+    std::string access_log_format =
+        "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\"";
+    std::string errorlog = "-";         // "" only if the file set it to None
+    std::string loglevel = "info";      // lower-cased; unknown names became "info"
+    bool capture_output = false;
+
+    // Process Naming
+    std::string proc_name;              // "" = default_proc_name
+    std::string default_proc_name = "cunicorn";
+
+    // Settings whose value lives in Python (hooks, dicts): name -> present.
+    // The objects themselves are held by the config module (see
+    // python_setting()). Every Python-only setting has an entry; true when
+    // the config file set it.
+    std::map<std::string, bool> python_values;
+
+    // The config file actually executed ("" = none); a path, or
+    // "python:MODULE".
+    std::string config_file;
+
+    // Every setting as --print-config shows it (Python's str() of gunicorn's
+    // value), by name: a snapshot taken by load_config.
+    std::map<std::string, std::string> rendered;
+
+    // The warnings load_config printed (settings accepted without effect).
+    std::vector<std::string> warnings;
+
+    // Effective process title base.
+    const std::string &name() const { return proc_name.empty() ? default_proc_name : proc_name; }
+};
+
+// Parses argv (and $GUNICORN_CMD_ARGS, and the config file, which needs the
+// interpreter: call py::init first). Handles -h/--help and -v/--version by
+// printing and exiting 0. Throws ConfigError on any invalid value, with a
+// one-line message naming the setting and the value.
+// Side effects, as gunicorn's Application.load_config: the working
+// directory becomes cfg.chdir (also put first on sys.path), the config file
+// is imported as module __config__, warnings go to stderr. Callable again
+// (HUP): every call starts from the start-up directory and the defaults,
+// and replaces the Python objects python_setting() returns only when it
+// succeeds.
+Config load_config(int argc, char **argv);
+Config load_config(const std::vector<std::string> &argv);
+
+// The original argv, kept for a USR2 re-exec and for HUP reloads: the
+// argv given to the last load_config call.
+const std::vector<std::string> &original_argv();
+
+// --print-config output: every setting, sorted by name, "name = value"
+// with the names padded to the longest, one per line, each ending in "\n".
+std::string format_config(const Config &cfg);
+
+// --help output (usage, then the options grouped by section).
+std::string format_help();
+
+// The Python object of a Python-valued setting set by the config file
+// (a hook, already checked callable with gunicorn's arity, post_request
+// wrapped to take 4 arguments; or a dict), borrowed; null when the setting
+// keeps its default (hooks: gunicorn's no-op defaults). Valid until the
+// next successful load_config.
+PyObject *python_setting(const std::string &name);
+
+// The settings table: one entry per Gunicorn 26.1 setting, in Gunicorn's
+// order. Everything else (CLI parser, --help, --print-config, the man page
+// check) is derived from it.
+enum class SettingType { INT, BOOL, STRING, LIST, CHOICE, PYTHON };
+enum class Support {
+    IMPLEMENTED,         // honoured
+    ACCEPTED_NO_EFFECT,  // validated, then ignored with a warning if not default
+    REFUSED              // a non-default value is a start-up error
+};
+enum class CliAction { NONE, STORE, STORE_TRUE, STORE_FALSE, APPEND, OPTIONAL };
+enum class CliType { STR, INT, AUTO_INT };  // argparse type=: str, int, auto_int
+
+struct SettingValue;  // config.cpp
+
+struct Setting {
+    const char *name;
+    const char *section;
+    std::vector<std::string> flags;      // CLI spellings; empty = config file only
+    SettingType type;
+    CliAction action = CliAction::NONE;
+    CliType cli_type = CliType::STR;
+    const char *meta = nullptr;          // metavar; null = NAME upper-cased
+    const char *optional_const = nullptr;  // CliAction::OPTIONAL: value of a bare flag
+    std::vector<std::string> choices;    // SettingType::CHOICE: accepted values
+    Support support = Support::IMPLEMENTED;
+    const char *reason = "";             // why ACCEPTED_NO_EFFECT / REFUSED
+    const char *help = "";               // one or two sentences
+    // Behaviour, used by config.cpp only.
+    SettingValue (*default_value)() = nullptr;
+    SettingValue (*validate)(const SettingValue &) = nullptr;
+    void (*apply)(Config &, const SettingValue &) = nullptr;
+    bool (*same_as_default)(const SettingValue &) = nullptr;  // null: compare renderings
+};
+
+const std::vector<Setting> &settings_table();
+
+// Forgets the start-up directory the first load_config captured (chdir's
+// default, where ./gunicorn.conf.py is looked for). For tests.
+void reset_startup_dir();
+
+}  // namespace cunicorn
+
+#endif

@@ -1,0 +1,85 @@
+// The event loop: file events only, one callback per descriptor, a
+// stale-event guard (Redis ae.c). Timers are kept by the owner (the worker
+// keeps keep-alive deadlines in FIFO order, so it needs no heap) and enter
+// the loop as the poll timeout.
+#ifndef CUNICORN_EV_H
+#define CUNICORN_EV_H
+
+#include <cstddef>
+#include <vector>
+
+#if defined(__linux__)
+#define CUNICORN_EV_EPOLL 1
+#elif defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || \
+    defined(__DragonFly__) || defined(__APPLE__) || defined(CUNICORN_KQUEUE_SHIM)
+#define CUNICORN_EV_KQUEUE 1
+#endif
+
+namespace cunicorn::ev {
+
+enum : int { NONE = 0, READABLE = 1, WRITABLE = 2 };
+
+class Loop;
+// Called with the mask of what fired. Errors and hang-ups are reported as
+// READABLE|WRITABLE (whatever was registered) so the handler meets the
+// error by doing I/O, as Redis ae_epoll.c does.
+using Callback = void (*)(Loop &loop, int fd, int mask, void *data);
+
+class Loop {
+public:
+    explicit Loop(int max_fds);
+    ~Loop();
+    Loop(const Loop &) = delete;
+    Loop &operator=(const Loop &) = delete;
+
+    bool ok() const { return backend_ != nullptr; }
+    // Adds `mask` to what fd is watched for; the callback and data replace
+    // any previous ones. Returns -1 (errno set) on failure.
+    int add(int fd, int mask, Callback cb, void *data);
+    // Stops watching `mask` on fd; removing everything forgets the fd.
+    void remove(int fd, int mask);
+    int mask(int fd) const;
+    // Waits up to timeout_ms (-1 = forever) and runs the callbacks.
+    // Returns the number of events processed, or -1 on a wait error.
+    int poll(int timeout_ms);
+    const char *backend_name() const;
+    // Called around the wait itself (not around the callbacks): the worker
+    // lets other Python threads run while it sleeps (Redis beforesleep).
+    void set_sleep_hooks(void (*before)(void *), void (*after)(void *), void *arg) {
+        before_sleep_ = before;
+        after_sleep_ = after;
+        sleep_arg_ = arg;
+    }
+
+    // Backend interface: the six calls each platform file implements.
+    struct Fired {
+        int fd;
+        int mask;
+    };
+    struct Backend;
+
+private:
+    struct Slot {
+        int mask = NONE;
+        Callback cb = nullptr;
+        void *data = nullptr;
+    };
+    std::vector<Slot> slots_;
+    std::vector<Fired> fired_;
+    Backend *backend_ = nullptr;
+    void (*before_sleep_)(void *) = nullptr;
+    void (*after_sleep_)(void *) = nullptr;
+    void *sleep_arg_ = nullptr;
+};
+
+// Implemented once per platform (ev_epoll.cpp, ev_kqueue.cpp).
+Loop::Backend *backend_create(int max_fds);
+void backend_free(Loop::Backend *b);
+int backend_add(Loop::Backend *b, int fd, int old_mask, int new_mask);
+int backend_del(Loop::Backend *b, int fd, int old_mask, int removed_mask);
+int backend_wait(Loop::Backend *b, int timeout_ms, std::vector<Loop::Fired> &fired);
+const char *backend_name();
+
+}  // namespace cunicorn::ev
+
+#endif

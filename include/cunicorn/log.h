@@ -1,0 +1,80 @@
+// Error log and access log, in gunicorn's formats (glogging.py).
+// Error lines: "[%Y-%m-%d %H:%M:%S %z] [pid] [LEVEL] message".
+// Access lines: access_log_format (%-style atoms) compiled once.
+#ifndef CUNICORN_LOG_H
+#define CUNICORN_LOG_H
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace cunicorn::log {
+
+enum class Level : uint8_t { DEBUG, INFO, WARNING, ERROR, CRITICAL };
+
+// Parses a loglevel setting; unknown names give INFO, as gunicorn does.
+Level parse_level(std::string_view name);
+
+// Opens the targets: errorlog "-" = stderr, accesslog "-" = stdout, "" = off.
+// Throws std::runtime_error naming the path when a file cannot be opened.
+void configure(const std::string &errorlog, Level level,
+               const std::string &accesslog, const std::string &access_format);
+// Reopens file targets (USR1). Errors are logged, never fatal.
+void reopen();
+// File descriptors of the open log files, to keep across fork/exec decisions.
+std::vector<int> fds();
+// Gives the open log files to the worker user so workers can reopen them
+// after dropping privileges (glogging.py _set_handler); errors ignored.
+void chown_files(uid_t uid, gid_t gid);
+
+bool enabled(Level level);
+void write(Level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Text written to the error log as is, without the line prefix
+// (wsgi.errors, as gunicorn's WSGIErrorsWrapper does).
+void write_raw(std::string_view text);
+// A message that may span lines (a traceback): the first line gets the prefix.
+void write_text(Level level, std::string_view text);
+
+#define LOG_DEBUG(...) ::cunicorn::log::write(::cunicorn::log::Level::DEBUG, __VA_ARGS__)
+#define LOG_INFO(...) ::cunicorn::log::write(::cunicorn::log::Level::INFO, __VA_ARGS__)
+#define LOG_WARNING(...) ::cunicorn::log::write(::cunicorn::log::Level::WARNING, __VA_ARGS__)
+#define LOG_ERROR(...) ::cunicorn::log::write(::cunicorn::log::Level::ERROR, __VA_ARGS__)
+#define LOG_CRITICAL(...) ::cunicorn::log::write(::cunicorn::log::Level::CRITICAL, __VA_ARGS__)
+
+// Everything an access-log line can show about one request (glogging.py
+// atoms). Views must stay valid for the duration of access().
+struct AccessRecord {
+    std::string_view remote_addr;   // h
+    std::string_view method;        // m
+    std::string_view raw_uri;       // part of r
+    std::string_view path_info;     // U
+    std::string_view query;         // q
+    std::string_view protocol;      // H, e.g. "HTTP/1.1"
+    std::string_view status;        // status string as the app gave it ("200 OK")
+    uint64_t bytes_sent = 0;        // b / B: body bytes
+    int64_t duration_us = 0;        // T D M L
+    // Request headers as received (name case as sent) and the app's
+    // response headers; looked up case-insensitively by {name}i / {name}o.
+    const std::vector<std::pair<std::string_view, std::string_view>> *request_headers = nullptr;
+    const std::vector<std::pair<std::string, std::string>> *response_headers = nullptr;
+    // {name}e lookup into the WSGI environ; may be null (atom renders "-").
+    // `key` is the name as written in the format; compare it
+    // case-insensitively. Return "" for a missing key (renders "-").
+    std::string (*environ_lookup)(void *ctx, std::string_view key) = nullptr;
+    void *environ_ctx = nullptr;
+};
+
+bool access_enabled();
+void access(const AccessRecord &rec);
+
+// Formats one access line without writing it (unit tests, and access()).
+// `now` is the wall-clock time shown by %(t)s.
+std::string format_access(std::string_view format, const AccessRecord &rec, int64_t now_unix_seconds);
+
+}  // namespace cunicorn::log
+
+#endif

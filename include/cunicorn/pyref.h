@@ -1,0 +1,57 @@
+// Python objects in C++: owned references and the helpers that need
+// Python types. Included only by config, pyembed and wsgi.
+#ifndef CUNICORN_PYREF_H
+#define CUNICORN_PYREF_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <string>
+#include <utility>
+
+namespace cunicorn::py {
+
+// A move-only owned reference (CPython "Reference Count Details").
+class Ref {
+public:
+    Ref() = default;
+    static Ref steal(PyObject *p) { return Ref(p); }
+    static Ref borrow(PyObject *p) { Py_XINCREF(p); return Ref(p); }
+    Ref(Ref &&o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+    Ref &operator=(Ref &&o) noexcept { std::swap(p_, o.p_); return *this; }
+    Ref(const Ref &) = delete;
+    Ref &operator=(const Ref &) = delete;
+    ~Ref() { Py_XDECREF(p_); }
+
+    PyObject *get() const { return p_; }
+    // Gives the reference away, for stealing calls (PyTuple_SET_ITEM).
+    PyObject *release() { PyObject *p = p_; p_ = nullptr; return p; }
+    explicit operator bool() const { return p_ != nullptr; }
+    void reset() { Py_CLEAR(p_); }
+
+private:
+    explicit Ref(PyObject *p) : p_(p) {}
+    PyObject *p_ = nullptr;
+};
+
+// Formats and clears the pending Python exception as a traceback text
+// (what traceback.format_exc() gives). Empty if none is pending.
+std::string fetch_traceback();
+
+// The str() of the pending exception's value, without clearing it.
+std::string exception_message();
+
+// Imports the application as gunicorn's util.import_app does:
+// "module", "module:name", "module:factory(literal args)".
+// On failure returns null and sets `error` to a readable message.
+// `boot_error` tells which failure it was: true for an exception while
+// importing the module (worker exit code 3, WORKER_BOOT_ERROR), false for
+// an unusable app object (AppImportError, exit code 4).
+Ref import_app(const std::string &uri, std::string &error, bool &boot_error);
+
+// PyUnicode from latin-1 bytes (WSGI "native strings").
+inline PyObject *latin1(const char *p, size_t n) { return PyUnicode_DecodeLatin1(p, static_cast<Py_ssize_t>(n), nullptr); }
+
+}  // namespace cunicorn::py
+
+#endif

@@ -1,0 +1,33 @@
+// The sync worker: one event loop over the listeners and client
+// connections; one application call at a time, with keep-alive,
+// pipelining and non-blocking I/O around it.
+#ifndef CUNICORN_WORKER_H
+#define CUNICORN_WORKER_H
+
+#include "cunicorn/sock.h"
+
+#include <sys/types.h>
+
+#include <vector>
+
+namespace cunicorn {
+
+struct Config;
+
+struct WorkerInfo {
+    int age = 0;          // spawn sequence number
+    pid_t ppid = 0;       // the master; the worker exits when it changes
+    int heartbeat_fd = -1;
+};
+
+// Runs in the forked child until it should exit; returns the exit status
+// (0, or 3/4 when the application cannot be loaded).
+int run_worker(const Config &cfg, std::vector<Listener> &listeners, const WorkerInfo &info);
+
+// Heartbeat: tells the master this process is alive (fchmod of the
+// unlinked temp file, as gunicorn's WorkerTmp.notify did).
+void heartbeat(int fd);
+
+}  // namespace cunicorn
+
+#endif

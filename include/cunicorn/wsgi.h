@@ -1,0 +1,89 @@
+// The WSGI bridge (PEP 3333): environ, wsgi.input, start_response, the
+// write() callable, wsgi.file_wrapper, iteration and close(). It knows
+// nothing of sockets: the worker hands it a BodySource and a Sink.
+#ifndef CUNICORN_WSGI_H
+#define CUNICORN_WSGI_H
+
+#include "cunicorn/http_parser.h"
+#include "cunicorn/http_writer.h"
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+struct _object;
+
+namespace cunicorn {
+struct Config;
+}
+
+namespace cunicorn::wsgi {
+
+// The decoded request body, read on demand while the app runs.
+class BodySource {
+public:
+    virtual ~BodySource() = default;
+    // Reads up to n decoded body bytes, blocking (with the GIL released)
+    // until at least one byte, the end of the body (0) or an error (-1,
+    // with error() telling what).
+    virtual long read(char *dst, size_t n) = 0;
+    virtual const std::string &error() const = 0;
+};
+
+// Where response bytes go. The bridge frames them (head, chunks); the sink
+// buffers and writes, blocking only when its buffer is full.
+class Sink {
+public:
+    virtual ~Sink() = default;
+    // Queues bytes; returns false once the client is gone.
+    virtual bool write(const char *p, size_t n) = 0;
+    // Sends n bytes of fd starting at offset (sendfile where possible).
+    virtual bool send_file(int fd, off_t offset, size_t n) = 0;
+};
+
+struct RequestContext {
+    const http::Request *req = nullptr;
+    std::string_view remote_addr;   // "" for unix-socket peers
+    int remote_port = -1;           // -1 for unix-socket peers
+    std::string_view server_name;
+    std::string_view server_port;
+    std::string_view url_scheme = "http";
+    bool peer_trusted = false;      // forwarded_allow_ips said yes
+    bool force_close = false;       // worker stopping, max_requests, keepalive 0
+    BodySource *body = nullptr;
+    Sink *sink = nullptr;
+};
+
+struct Outcome {
+    bool keep_alive = false;    // the connection may serve another request
+    bool client_gone = false;   // writing failed
+    bool body_error = false;    // the request body was malformed or cut short
+};
+
+// Imports the application (cfg.wsgi_app) in this process and prepares the
+// bridge. Returns 0, or the worker exit status gunicorn uses: 3 when the
+// import itself failed (WORKER_BOOT_ERROR), 4 when the module loaded but
+// the app object is unusable (APP_LOAD_ERROR). The reason is logged.
+int load_app(const Config &cfg);
+
+// Let other Python threads run while the worker sleeps in its event loop.
+void release_gil(void *);
+void acquire_gil(void *);
+
+// Loads the settings that shape every environ; call once per worker
+// after the app is imported (and on reload). `app` is borrowed and kept.
+void setup(_object *app, const Config &cfg);
+
+// Runs one request through the app and writes the whole response (the
+// sink may still hold unsent bytes on return). Never throws; Python errors
+// are logged and become a 500 or a closed connection.
+Outcome handle(RequestContext &ctx, http::Response &resp);
+
+// Writes the bytes of an interim "100 Continue" when the request asked.
+void send_continue(RequestContext &ctx);
+
+}  // namespace cunicorn::wsgi
+
+#endif

@@ -1,0 +1,74 @@
+// Linux backend of the event loop: level-triggered epoll.
+#include "cunicorn/ev.h"
+
+#ifdef CUNICORN_EV_EPOLL
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace cunicorn::ev {
+
+struct Loop::Backend {
+    int epfd;
+    std::vector<epoll_event> events;
+};
+
+static uint32_t to_epoll(int mask) {
+    uint32_t e = 0;
+    if (mask & READABLE) e |= EPOLLIN;
+    if (mask & WRITABLE) e |= EPOLLOUT;
+    return e;
+}
+
+Loop::Backend *backend_create(int max_fds) {
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    if (fd < 0) return nullptr;
+    auto *b = new Loop::Backend{fd, {}};
+    b->events.resize(static_cast<size_t>(max_fds < 64 ? 64 : (max_fds > 1024 ? 1024 : max_fds)));
+    return b;
+}
+
+void backend_free(Loop::Backend *b) {
+    if (!b) return;
+    close(b->epfd);
+    delete b;
+}
+
+int backend_add(Loop::Backend *b, int fd, int old_mask, int new_mask) {
+    epoll_event ev{};
+    ev.events = to_epoll(new_mask);
+    ev.data.fd = fd;
+    return epoll_ctl(b->epfd, old_mask == NONE ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
+}
+
+int backend_del(Loop::Backend *b, int fd, int old_mask, int removed_mask) {
+    int left = old_mask & ~removed_mask;
+    epoll_event ev{};
+    ev.events = to_epoll(left);
+    ev.data.fd = fd;
+    // A descriptor closed before its removal is already gone from the set;
+    // that ENOENT/EBADF is expected and harmless.
+    return epoll_ctl(b->epfd, left == NONE ? EPOLL_CTL_DEL : EPOLL_CTL_MOD, fd, &ev);
+}
+
+int backend_wait(Loop::Backend *b, int timeout_ms, std::vector<Loop::Fired> &fired) {
+    int n = epoll_wait(b->epfd, b->events.data(), static_cast<int>(b->events.size()), timeout_ms);
+    if (n < 0) return -1;
+    for (int i = 0; i < n; ++i) {
+        const epoll_event &e = b->events[static_cast<size_t>(i)];
+        int mask = NONE;
+        if (e.events & EPOLLIN) mask |= READABLE;
+        if (e.events & EPOLLOUT) mask |= WRITABLE;
+        if (e.events & (EPOLLERR | EPOLLHUP)) mask |= READABLE | WRITABLE;
+        fired.push_back({e.data.fd, mask});
+    }
+    return n;
+}
+
+const char *backend_name() { return "epoll"; }
+
+}  // namespace cunicorn::ev
+
+#endif

@@ -1,0 +1,90 @@
+// BSD/macOS backend of the event loop: kqueue with one EVFILT_READ and one
+// EVFILT_WRITE filter per descriptor, merged into one mask per descriptor
+// (Redis ae_kqueue.c) so a callback runs once per round.
+#include "cunicorn/ev.h"
+
+#ifdef CUNICORN_EV_KQUEUE
+
+#include <sys/types.h>
+#include <sys/event.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace cunicorn::ev {
+
+struct Loop::Backend {
+    int kq;
+    std::vector<struct kevent> events;
+};
+
+Loop::Backend *backend_create(int max_fds) {
+    int kq = kqueue();
+    if (kq < 0) return nullptr;
+    auto *b = new Loop::Backend{kq, {}};
+    b->events.resize(static_cast<size_t>(max_fds < 64 ? 64 : (max_fds > 1024 ? 1024 : max_fds)));
+    return b;
+}
+
+void backend_free(Loop::Backend *b) {
+    if (!b) return;
+    close(b->kq);
+    delete b;
+}
+
+static int change(Loop::Backend *b, int fd, int filter, int flags) {
+    struct kevent ke;
+    EV_SET(&ke, fd, filter, flags, 0, 0, nullptr);
+    return kevent(b->kq, &ke, 1, nullptr, 0, nullptr);
+}
+
+int backend_add(Loop::Backend *b, int fd, int old_mask, int new_mask) {
+    int added = new_mask & ~old_mask;
+    if ((added & READABLE) && change(b, fd, EVFILT_READ, EV_ADD) < 0) return -1;
+    if ((added & WRITABLE) && change(b, fd, EVFILT_WRITE, EV_ADD) < 0) return -1;
+    return 0;
+}
+
+int backend_del(Loop::Backend *b, int fd, int old_mask, int removed_mask) {
+    int gone = old_mask & removed_mask;
+    int rc = 0;
+    if ((gone & READABLE) && change(b, fd, EVFILT_READ, EV_DELETE) < 0) rc = -1;
+    if ((gone & WRITABLE) && change(b, fd, EVFILT_WRITE, EV_DELETE) < 0) rc = -1;
+    return rc;
+}
+
+int backend_wait(Loop::Backend *b, int timeout_ms, std::vector<Loop::Fired> &fired) {
+    struct timespec ts, *tsp = nullptr;
+    if (timeout_ms >= 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1000000L;
+        tsp = &ts;
+    }
+    int n = kevent(b->kq, nullptr, 0, b->events.data(), static_cast<int>(b->events.size()), tsp);
+    if (n < 0) return -1;
+    size_t first = fired.size();
+    for (int i = 0; i < n; ++i) {
+        const struct kevent &e = b->events[static_cast<size_t>(i)];
+        int fd = static_cast<int>(e.ident);
+        int mask = e.filter == EVFILT_READ ? READABLE : WRITABLE;
+        if (e.flags & (EV_EOF | EV_ERROR)) mask |= READABLE | WRITABLE;
+        // Merge the read and write kevents of one descriptor.
+        bool merged = false;
+        for (size_t j = first; j < fired.size(); ++j) {
+            if (fired[j].fd == fd) {
+                fired[j].mask |= mask;
+                merged = true;
+                break;
+            }
+        }
+        if (!merged) fired.push_back({fd, mask});
+    }
+    return static_cast<int>(fired.size() - first);
+}
+
+const char *backend_name() { return "kqueue"; }
+
+}  // namespace cunicorn::ev
+
+#endif

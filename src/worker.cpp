@@ -1,0 +1,869 @@
+// The sync worker (gunicorn/workers/sync.py, with keep-alive and
+// pipelining it does not have). The loop owns every socket: it reads a
+// request head, and a small body, before the app is called, so a slow
+// client never holds the application; responses the socket cannot take at
+// once are parked and flushed when it is writable.
+#include "cunicorn/worker.h"
+
+#include "cunicorn/config.h"
+#include "cunicorn/ev.h"
+#include "cunicorn/http_parser.h"
+#include "cunicorn/http_writer.h"
+#include "cunicorn/log.h"
+#include "cunicorn/wsgi.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <algorithm>
+#include <random>
+
+namespace cunicorn {
+
+namespace {
+
+constexpr size_t READ_CHUNK = 65536;
+// Response bytes a connection may park before the app is made to wait.
+constexpr size_t OUT_HIGH_WATER = 256 * 1024;
+// Body bytes read before the app is called: small bodies never make the
+// app wait on the network.
+constexpr size_t BODY_PREBUFFER = 64 * 1024;
+// Unread body the worker discards to keep a connection alive (gthread
+// drains 64 KiB too); beyond that it closes.
+constexpr uint64_t DRAIN_LIMIT = 1024 * 1024;
+// Graceful close: how long to read and discard after shutdown(SHUT_WR).
+constexpr int LINGER_MS = 2000;
+
+int64_t now_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Input buffer with a read offset; compacted before it grows.
+struct InBuf {
+    std::unique_ptr<char[]> p;
+    size_t cap = 0, start = 0, end = 0;
+
+    size_t size() const { return end - start; }
+    const char *data() const { return p.get() + start; }
+    void consume(size_t n) {
+        start += n;
+        if (start == end) start = end = 0;
+    }
+    char *reserve(size_t n) {
+        if (cap - end >= n) return p.get() + end;
+        if (start > 0) {
+            std::memmove(p.get(), p.get() + start, end - start);
+            end -= start;
+            start = 0;
+        }
+        if (cap - end < n) {
+            size_t ncap = cap ? cap : 16384;
+            while (ncap - end < n) ncap *= 2;
+            std::unique_ptr<char[]> np(new char[ncap]);
+            if (end) std::memcpy(np.get(), p.get(), end);
+            p = std::move(np);
+            cap = ncap;
+        }
+        return p.get() + end;
+    }
+    void commit(size_t n) { end += n; }
+    // Idle keep-alive connections should not pin large buffers.
+    void shrink() {
+        if (size() == 0 && cap > 65536) {
+            p.reset();
+            cap = start = end = 0;
+        }
+    }
+};
+
+enum class Phase : uint8_t { READING, DRAINING, LINGERING };
+
+struct Worker;
+
+struct Conn {
+    int fd = -1;
+    Worker *w = nullptr;
+    const Listener *listener = nullptr;
+    char peer[INET6_ADDRSTRLEN] = "";
+    int peer_port = -1;
+    bool trusted = false;
+
+    InBuf in;
+    std::string out;
+    size_t out_off = 0;
+    http::Request req;
+    http::Response resp;
+
+    Phase phase = Phase::READING;
+    bool close_after_write = false;
+    bool continue_sent = false;
+    bool peer_closed = false;   // read side saw EOF
+    int requests = 0;
+    int64_t deadline = 0;       // idle / read / linger deadline (ms)
+
+    // Unread body being discarded between requests.
+    http::BodyKind drain_kind = http::BodyKind::NONE;
+    uint64_t drain_left = 0;
+    uint64_t drained = 0;
+    http::ChunkedDecoder drain_dec;
+
+    size_t pending() const { return out.size() - out_off; }
+};
+
+struct Worker {
+    const Config *cfg = nullptr;
+    std::vector<Listener> *listeners = nullptr;
+    WorkerInfo info;
+    http::Options opts;
+    ev::Loop *loop = nullptr;
+    std::vector<Conn *> conns;   // by fd
+    size_t nconns = 0;
+    bool accepting = false;
+    bool stopping = false;       // graceful: finish in-flight, then exit
+    int64_t stop_deadline = 0;
+    uint64_t nr = 0;             // requests served
+    uint64_t max_requests = 0;   // 0 = unlimited
+    int keepalive_ms = 0;
+    int io_timeout_ms = 30000;
+    int64_t last_beat = 0;
+    std::vector<std::pair<uint32_t, uint32_t>> trusted_v4;  // addr, mask
+    bool trust_all = false;
+};
+
+Worker g_worker;
+int g_sig_pipe[2] = {-1, -1};
+volatile sig_atomic_t g_in_app = 0;
+
+void on_signal(int sig) {
+    int saved = errno;
+    // QUIT and INT are quick: while the app runs there is nothing to wait
+    // for (gunicorn's handle_quit exits from inside the handler too).
+    if ((sig == SIGQUIT || sig == SIGINT) && g_in_app) _exit(0);
+    if (sig == SIGABRT) _exit(1);
+    auto b = static_cast<unsigned char>(sig);
+    (void)!write(g_sig_pipe[1], &b, 1);
+    errno = saved;
+}
+
+void install_signals() {
+    if (pipe(g_sig_pipe) == 0) {
+        for (int fd : g_sig_pipe) {
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
+    }
+    struct sigaction sa{};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int sig : {SIGTERM, SIGQUIT, SIGINT, SIGUSR1, SIGABRT}) sigaction(sig, &sa, nullptr);
+    sa.sa_handler = SIG_IGN;
+    sa.sa_flags = 0;
+    for (int sig : {SIGWINCH, SIGPIPE}) sigaction(sig, &sa, nullptr);
+    sa.sa_handler = SIG_DFL;
+    for (int sig : {SIGHUP, SIGUSR2, SIGCHLD}) sigaction(sig, &sa, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+void beat(Worker &w) {
+    int64_t now = now_ms();
+    if (now - w.last_beat < 1000) return;
+    w.last_beat = now;
+    heartbeat(w.info.heartbeat_fd);
+}
+
+// ---------------------------------------------------------------------
+// Blocking helpers used while the app runs (the GIL is released by the
+// bridge around them). They keep beating: a client that is slow to send
+// or receive is not the application being stuck.
+// ---------------------------------------------------------------------
+
+bool wait_fd(Worker &w, int fd, short events) {
+    int64_t deadline = now_ms() + w.io_timeout_ms;
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return false;
+        }
+        pollfd p{fd, events, 0};
+        int r = ::poll(&p, 1, static_cast<int>(left < 1000 ? left : 1000));
+        beat(w);
+        if (r > 0) return true;
+        if (r < 0 && errno != EINTR) return false;
+    }
+}
+
+// Reads more bytes into c.in. Returns >0 bytes, 0 at EOF, -1 on error.
+long fill(Conn &c, bool block) {
+    for (;;) {
+        char *dst = c.in.reserve(READ_CHUNK);
+        ssize_t n = recv(c.fd, dst, READ_CHUNK, 0);
+        if (n > 0) {
+            c.in.commit(static_cast<size_t>(n));
+            return n;
+        }
+        if (n == 0) {
+            c.peer_closed = true;
+            return 0;
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+        if (!block) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (!wait_fd(*c.w, c.fd, POLLIN)) return -1;
+    }
+}
+
+// Writes what the socket takes now from the parked output and `extra`.
+// Returns false when the connection is broken.
+bool write_some(Conn &c, const char *&extra, size_t &extra_len) {
+    for (;;) {
+        iovec iov[2];
+        int n = 0;
+        if (c.pending()) iov[n++] = {&c.out[c.out_off], c.pending()};
+        if (extra_len) iov[n++] = {const_cast<char *>(extra), extra_len};
+        if (n == 0) return true;
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = static_cast<decltype(msg.msg_iovlen)>(n);
+        ssize_t w = sendmsg(c.fd, &msg, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK;
+        }
+        auto done = static_cast<size_t>(w);
+        size_t from_out = std::min(done, c.pending());
+        c.out_off += from_out;
+        done -= from_out;
+        extra += done;
+        extra_len -= done;
+        if (c.pending() == 0) {
+            c.out.clear();
+            c.out_off = 0;
+        }
+        if (done == 0 && from_out == 0) return true;
+    }
+}
+
+class ConnSink : public wsgi::Sink {
+public:
+    explicit ConnSink(Conn &c) : c_(c) {}
+
+    bool write(const char *p, size_t n) override {
+        if (broken_) return false;
+        if (c_.pending() + n <= OUT_HIGH_WATER) {
+            c_.out.append(p, n);
+            return true;
+        }
+        // Over the high-water mark: push bytes out, waiting for the socket
+        // only until what is left fits in the parked buffer.
+        for (;;) {
+            if (!write_some(c_, p, n)) return fail();
+            if (c_.pending() + n <= OUT_HIGH_WATER) break;
+            if (!wait_fd(*c_.w, c_.fd, POLLOUT)) return fail();
+        }
+        c_.out.append(p, n);
+        return true;
+    }
+
+    bool send_file(int fd, off_t offset, size_t n) override {
+        if (broken_) return false;
+        const char *none = nullptr;
+        size_t zero = 0;
+        while (c_.pending()) {
+            if (!write_some(c_, none, zero)) return fail();
+            if (c_.pending() && !wait_fd(*c_.w, c_.fd, POLLOUT)) return fail();
+        }
+        while (n > 0) {
+#ifdef __linux__
+            ssize_t w = ::sendfile(c_.fd, fd, &offset, n);
+#else
+            char buf[65536];
+            ssize_t r = pread(fd, buf, std::min(n, sizeof buf), offset);
+            if (r <= 0) return fail();
+            ssize_t w = send(c_.fd, buf, static_cast<size_t>(r), MSG_NOSIGNAL);
+            if (w > 0) offset += w;
+#endif
+            if (w > 0) {
+                n -= static_cast<size_t>(w);
+                continue;
+            }
+            if (w == 0) return fail();  // the file shrank under us
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) return fail();
+            if (!wait_fd(*c_.w, c_.fd, POLLOUT)) return fail();
+        }
+        return true;
+    }
+
+private:
+    bool fail() {
+        broken_ = true;
+        return false;
+    }
+    Conn &c_;
+    bool broken_ = false;
+};
+
+// The request body as the app reads it: first what the loop buffered,
+// then the socket.
+class ConnBody : public wsgi::BodySource {
+public:
+    ConnBody(Conn &c, const Worker &w) : c_(c), dec_(&w.opts) {
+        kind_ = c.req.body;
+        left_ = c.req.content_length;
+        done_ = kind_ == http::BodyKind::NONE || (kind_ == http::BodyKind::LENGTH && left_ == 0);
+    }
+
+    long read(char *dst, size_t n) override {
+        while (!done_ && n > 0) {
+            if (c_.in.size() == 0) {
+                long r = fill(c_, true);
+                if (r == 0) return at_eof();
+                if (r < 0) {
+                    err_ = std::string("error reading the request body: ") + std::strerror(errno);
+                    failed_ = true;
+                    return -1;
+                }
+            }
+            if (kind_ == http::BodyKind::LENGTH) {
+                size_t take = static_cast<size_t>(std::min<uint64_t>(std::min<uint64_t>(n, left_), c_.in.size()));
+                std::memcpy(dst, c_.in.data(), take);
+                c_.in.consume(take);
+                left_ -= take;
+                if (left_ == 0) done_ = true;
+                return static_cast<long>(take);
+            }
+            auto step = dec_.step(c_.in.data(), std::min(c_.in.size(), n));
+            if (step.status == http::Status::ERROR) {
+                c_.in.consume(step.consumed);
+                return fail(step.error);
+            }
+            if (step.data_len) std::memcpy(dst, step.data, step.data_len);
+            c_.in.consume(step.consumed);
+            if (step.status == http::Status::DONE) done_ = true;
+            if (step.data_len) return static_cast<long>(step.data_len);
+        }
+        return 0;
+    }
+
+    const std::string &error() const override { return err_; }
+    bool done() const { return done_; }
+    bool failed() const { return failed_; }
+    http::BodyKind kind() const { return kind_; }
+    uint64_t left() const { return left_; }
+    const http::ChunkedDecoder &decoder() const { return dec_; }
+
+private:
+    long at_eof() {
+        done_ = true;
+        if (kind_ == http::BodyKind::LENGTH) {
+            // A short Content-Length body just ends early (gunicorn e.5);
+            // the connection cannot carry another request.
+            truncated_ = true;
+            return 0;
+        }
+        http::Error e = dec_.at_eof();
+        if (e == http::Error::NONE) return 0;
+        return fail(e);
+    }
+    long fail(http::Error e) {
+        failed_ = true;
+        done_ = true;
+        err_ = std::string(http::error_name(e));
+        return -1;
+    }
+
+    Conn &c_;
+    http::ChunkedDecoder dec_;
+    http::BodyKind kind_;
+    uint64_t left_;
+    bool done_ = false;
+    bool failed_ = false;
+    bool truncated_ = false;
+    std::string err_;
+};
+
+// ---------------------------------------------------------------------
+// Connection lifecycle
+// ---------------------------------------------------------------------
+
+void on_conn_event(ev::Loop &loop, int fd, int mask, void *data);
+void process(Conn &c);
+
+void close_conn(Conn &c) {
+    Worker &w = *c.w;
+    w.loop->remove(c.fd, ev::READABLE | ev::WRITABLE);
+    close(c.fd);
+    w.conns[static_cast<size_t>(c.fd)] = nullptr;
+    --w.nconns;
+    if (w.stopping == false && !w.accepting && w.nconns < static_cast<size_t>(w.cfg->worker_connections)) {
+        for (Listener &l : *w.listeners) w.loop->add(l.fd, ev::READABLE, on_conn_event, nullptr);
+        w.accepting = true;
+    }
+    delete &c;
+}
+
+// After the last response: stop sending, read and discard what the client
+// still sends for a short while, then close. Closing with unread input
+// would make the kernel send RST, which can destroy the response in flight
+// (gunicorn's graceful close does the same).
+void start_linger(Conn &c) {
+    if (c.peer_closed) {
+        close_conn(c);
+        return;
+    }
+    shutdown(c.fd, SHUT_WR);
+    c.phase = Phase::LINGERING;
+    c.deadline = now_ms() + LINGER_MS;
+    c.w->loop->remove(c.fd, ev::WRITABLE);
+    c.w->loop->add(c.fd, ev::READABLE, on_conn_event, &c);
+}
+
+// Flushes parked output without blocking. Returns false if c was closed.
+bool flush(Conn &c) {
+    const char *none = nullptr;
+    size_t zero = 0;
+    if (!write_some(c, none, zero)) {
+        close_conn(c);
+        return false;
+    }
+    if (c.pending()) {
+        c.w->loop->add(c.fd, ev::WRITABLE, on_conn_event, &c);
+        return true;
+    }
+    c.w->loop->remove(c.fd, ev::WRITABLE);
+    if (c.close_after_write) {
+        start_linger(c);
+        return false;
+    }
+    return true;
+}
+
+bool peer_trusted(const Worker &w, const Conn &c) {
+    if (c.listener->family == AF_UNIX || w.trust_all) return true;
+    in_addr a4;
+    if (inet_pton(AF_INET, c.peer, &a4) == 1) {
+        uint32_t a = ntohl(a4.s_addr);
+        for (auto &[net, mask] : w.trusted_v4)
+            if ((a & mask) == net) return true;
+        return false;
+    }
+    for (const std::string &ip : w.cfg->forwarded_allow_ips)
+        if (ip == c.peer) return true;
+    return false;
+}
+
+void send_error(Conn &c, http::Error e, const std::string &message) {
+    LOG_WARNING("Invalid request from ip=%s: %s", c.listener->family == AF_UNIX ? "" : c.peer, message.c_str());
+    std::string page = http::error_response(e, message);
+    c.out.append(page);
+    c.close_after_write = true;
+}
+
+// Discards unread body bytes from the buffer. Returns true when the body
+// is finished, false when more must come from the client, and sets
+// close_after_write on a framing error or when too much is left.
+bool drain_buffered(Conn &c) {
+    if (c.drain_kind == http::BodyKind::LENGTH) {
+        size_t take = static_cast<size_t>(std::min<uint64_t>(c.drain_left, c.in.size()));
+        c.in.consume(take);
+        c.drain_left -= take;
+        c.drained += take;
+        if (c.drain_left == 0) c.drain_kind = http::BodyKind::NONE;
+    } else if (c.drain_kind == http::BodyKind::CHUNKED) {
+        while (c.in.size()) {
+            auto step = c.drain_dec.step(c.in.data(), c.in.size());
+            c.in.consume(step.consumed);
+            c.drained += step.consumed;
+            if (step.status == http::Status::ERROR) {
+                c.close_after_write = true;
+                c.drain_kind = http::BodyKind::NONE;
+                return true;
+            }
+            if (step.status == http::Status::DONE) {
+                c.drain_kind = http::BodyKind::NONE;
+                break;
+            }
+            if (step.consumed == 0) break;
+        }
+    }
+    if (c.drain_kind == http::BodyKind::NONE) return true;
+    if (c.drained > DRAIN_LIMIT || c.peer_closed) {
+        c.close_after_write = true;
+        c.drain_kind = http::BodyKind::NONE;
+        return true;
+    }
+    return false;
+}
+
+// Is the whole body (or BODY_PREBUFFER of it) in the buffer after the head?
+bool body_ready(const Conn &c, size_t head_len) {
+    size_t have = c.in.size() - head_len;
+    if (have >= BODY_PREBUFFER || c.peer_closed) return true;
+    if (c.req.body == http::BodyKind::LENGTH) return have >= c.req.content_length;
+    if (c.req.body == http::BodyKind::CHUNKED) {
+        http::ChunkedDecoder probe(&c.w->opts);
+        const char *p = c.in.data() + head_len;
+        size_t left = have;
+        while (left) {
+            auto step = probe.step(p, left);
+            if (step.status != http::Status::NEED_MORE) return true;  // done, or an error to report now
+            p += step.consumed;
+            left -= step.consumed;
+            if (step.consumed == 0) break;
+        }
+        return false;
+    }
+    return true;
+}
+
+void dispatch(Conn &c, size_t head_len) {
+    Worker &w = *c.w;
+    c.in.consume(head_len);
+    ++w.nr;
+    ++c.requests;
+    if (w.max_requests && w.nr >= w.max_requests && !w.stopping) {
+        LOG_INFO("Autorestarting worker after current request.");
+        w.stopping = true;
+        w.stop_deadline = now_ms() + static_cast<int64_t>(w.cfg->graceful_timeout) * 1000;
+    }
+
+    ConnBody body(c, w);
+    ConnSink sink(c);
+    wsgi::RequestContext ctx;
+    ctx.req = &c.req;
+    bool unix_peer = c.listener->family == AF_UNIX;
+    ctx.remote_addr = unix_peer ? std::string_view() : std::string_view(c.peer);
+    ctx.remote_port = unix_peer ? -1 : c.peer_port;
+    ctx.server_name = c.listener->server_name;
+    ctx.server_port = c.listener->server_port;
+    ctx.peer_trusted = c.trusted;
+    ctx.force_close = w.stopping || w.keepalive_ms == 0;
+    ctx.body = &body;
+    ctx.sink = &sink;
+    if (c.continue_sent) c.req.expect_continue = false;  // the loop already answered it
+
+    g_in_app = 1;
+    wsgi::Outcome outcome = wsgi::handle(ctx, c.resp);
+    g_in_app = 0;
+
+    c.continue_sent = false;
+    if (!outcome.keep_alive || outcome.client_gone) c.close_after_write = true;
+    if (!body.done() && !c.close_after_write) {
+        c.drain_kind = body.kind();
+        c.drain_left = body.left();
+        c.drain_dec = body.decoder();
+        c.drained = 0;
+        if (!drain_buffered(c)) c.phase = Phase::DRAINING;
+    }
+    if (body.failed()) c.close_after_write = true;
+    beat(w);
+}
+
+void process(Conn &c) {
+    Worker &w = *c.w;
+    for (;;) {
+        if (c.phase == Phase::DRAINING) {
+            if (!drain_buffered(c)) break;
+            c.phase = Phase::READING;
+        }
+        if (c.close_after_write) break;
+        // Pipelined requests wait while the previous response is parked.
+        if (c.pending() >= OUT_HIGH_WATER) break;
+        if (c.in.size() == 0) break;
+        c.req.clear();
+        http::HeadResult hr = http::parse_head(c.in.data(), c.in.size(), w.opts, c.trusted, c.req);
+        if (hr.status == http::Status::ERROR) {
+            send_error(c, hr.error, hr.message);
+            break;
+        }
+        if (hr.status == http::Status::NEED_MORE) {
+            if (c.peer_closed) c.close_after_write = true;  // a truncated head: nothing to answer
+            break;
+        }
+        if (c.req.expect_continue && !c.continue_sent && c.req.body != http::BodyKind::NONE &&
+            !body_ready(c, hr.consumed)) {
+            // RFC 9110 section 10.1.1: the client waits for this before sending.
+            static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            c.out.append(CONTINUE, sizeof CONTINUE - 1);
+            c.continue_sent = true;
+        }
+        if (!body_ready(c, hr.consumed)) break;
+        dispatch(c, hr.consumed);
+        if (w.stopping) c.close_after_write = true;
+    }
+    if (!flush(c)) return;
+    if (c.close_after_write && !c.pending()) {
+        start_linger(c);
+        return;
+    }
+    if (c.close_after_write) return;  // wait for the flush, then linger
+    if (c.peer_closed && c.in.size() == 0) {
+        close_conn(c);
+        return;
+    }
+    c.in.shrink();
+    c.deadline = now_ms() + (c.in.size() == 0 && c.phase == Phase::READING ? w.keepalive_ms : w.io_timeout_ms);
+    if (c.pending() < OUT_HIGH_WATER) w.loop->add(c.fd, ev::READABLE, on_conn_event, &c);
+}
+
+void on_readable(Conn &c) {
+    if (c.phase == Phase::LINGERING) {
+        char sink[16384];
+        for (;;) {
+            ssize_t n = recv(c.fd, sink, sizeof sink, 0);
+            if (n > 0) continue;
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+            close_conn(c);
+            return;
+        }
+    }
+    long n = fill(c, false);
+    if (n < 0 && errno != EAGAIN) {
+        close_conn(c);
+        return;
+    }
+    if (n == 0 && c.in.size() == 0 && c.pending() == 0) {
+        close_conn(c);  // the client closed between requests: no error
+        return;
+    }
+    process(c);
+}
+
+void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
+    Worker &w = g_worker;
+    if (!data) {
+        // A listener: accept what is waiting.
+        for (int i = 0; i < 64 && w.accepting; ++i) {
+            const Listener *l = nullptr;
+            for (Listener &cand : *w.listeners)
+                if (cand.fd == fd) l = &cand;
+            if (!l) return;
+            sockaddr_storage ss{};
+            socklen_t len = sizeof ss;
+#ifdef __linux__
+            int cfd = accept4(fd, reinterpret_cast<sockaddr *>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+            int cfd = accept(fd, reinterpret_cast<sockaddr *>(&ss), &len);
+            if (cfd >= 0) {
+                fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) | O_NONBLOCK);
+                fcntl(cfd, F_SETFD, FD_CLOEXEC);
+            }
+#endif
+            if (cfd < 0) {
+                if (errno == EMFILE || errno == ENFILE)
+                    LOG_ERROR("accept: %s", std::strerror(errno));
+                return;  // EAGAIN: another worker took it
+            }
+            auto *c = new Conn;
+            c->fd = cfd;
+            c->w = &w;
+            c->listener = l;
+            if (ss.ss_family == AF_INET) {
+                auto *sin = reinterpret_cast<sockaddr_in *>(&ss);
+                inet_ntop(AF_INET, &sin->sin_addr, c->peer, sizeof c->peer);
+                c->peer_port = ntohs(sin->sin_port);
+            } else if (ss.ss_family == AF_INET6) {
+                auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+                inet_ntop(AF_INET6, &sin6->sin6_addr, c->peer, sizeof c->peer);
+                c->peer_port = ntohs(sin6->sin6_port);
+            }
+            c->trusted = peer_trusted(w, *c);
+            if (static_cast<size_t>(cfd) >= w.conns.size()) w.conns.resize(static_cast<size_t>(cfd) * 2 + 1, nullptr);
+            w.conns[static_cast<size_t>(cfd)] = c;
+            ++w.nconns;
+            c->deadline = now_ms() + w.io_timeout_ms;
+            w.loop->add(cfd, ev::READABLE, on_conn_event, c);
+            if (w.nconns >= static_cast<size_t>(w.cfg->worker_connections)) {
+                for (Listener &ll : *w.listeners) w.loop->remove(ll.fd, ev::READABLE);
+                w.accepting = false;
+            }
+        }
+        return;
+    }
+    Conn &c = *static_cast<Conn *>(data);
+    if (mask & ev::WRITABLE) {
+        if (!flush(c)) return;
+        if (c.pending() == 0 && !c.close_after_write && c.phase != Phase::LINGERING) {
+            // Output drained: serve what was pipelined behind it.
+            process(c);
+            return;
+        }
+    }
+    if ((mask & ev::READABLE) && w.conns[static_cast<size_t>(fd)] == &c) on_readable(c);
+}
+
+void stop_accepting(Worker &w) {
+    for (Listener &l : *w.listeners) {
+        w.loop->remove(l.fd, ev::READABLE);
+        close(l.fd);
+        l.fd = -1;
+    }
+    w.accepting = false;
+}
+
+void begin_graceful_stop(Worker &w) {
+    if (w.stopping && !w.accepting) return;
+    w.stopping = true;
+    w.stop_deadline = now_ms() + static_cast<int64_t>(w.cfg->graceful_timeout) * 1000;
+    stop_accepting(w);
+}
+
+void on_signal_pipe(ev::Loop &, int fd, int, void *) {
+    Worker &w = g_worker;
+    unsigned char sigs[64];
+    ssize_t n;
+    while ((n = read(fd, sigs, sizeof sigs)) > 0) {
+        for (ssize_t i = 0; i < n; ++i) {
+            switch (sigs[i]) {
+            case SIGTERM:
+                begin_graceful_stop(w);
+                break;
+            case SIGQUIT:
+            case SIGINT:
+                LOG_INFO("Worker exiting (pid: %d)", getpid());
+                _exit(0);
+            case SIGUSR1:
+                log::reopen();
+                break;
+            default:
+                break;
+            }
+        }
+    }
+}
+
+// Closes idle keep-alive connections past their deadline, and connections
+// whose client has been silent for too long mid-request.
+void sweep(Worker &w) {
+    int64_t now = now_ms();
+    for (Conn *c : w.conns) {
+        if (!c) continue;
+        if (c->pending() > 0 && c->phase != Phase::LINGERING) continue;  // write progress is watched by poll
+        bool idle = c->in.size() == 0 && c->phase == Phase::READING;
+        if (w.stopping && idle && !c->close_after_write) {
+            close_conn(*c);
+            continue;
+        }
+        if (now >= c->deadline) close_conn(*c);
+    }
+}
+
+void parse_trusted(Worker &w) {
+    for (const std::string &ip : w.cfg->forwarded_allow_ips) {
+        if (ip == "*") {
+            w.trust_all = true;
+            continue;
+        }
+        std::string addr = ip;
+        int bits = 32;
+        size_t slash = ip.find('/');
+        if (slash != std::string::npos) {
+            addr = ip.substr(0, slash);
+            bits = std::atoi(ip.c_str() + slash + 1);
+        }
+        in_addr a4;
+        if (inet_pton(AF_INET, addr.c_str(), &a4) == 1 && bits >= 0 && bits <= 32) {
+            uint32_t mask = bits == 0 ? 0 : ~0u << (32 - bits);
+            w.trusted_v4.emplace_back(ntohl(a4.s_addr) & mask, mask);
+        }
+    }
+}
+
+}  // namespace
+
+void heartbeat(int fd) {
+    if (fd < 0) return;
+    // Toggling the mode updates ctime, which the master reads.
+    static bool flip = false;
+    flip = !flip;
+    (void)fchmod(fd, flip ? 0600 : 0400);
+}
+
+int run_worker(const Config &cfg, std::vector<Listener> &listeners, const WorkerInfo &info) {
+    Worker &w = g_worker;
+    w.cfg = &cfg;
+    w.listeners = &listeners;
+    w.info = info;
+    w.opts = http::Options::from_settings(cfg.limit_request_line, cfg.limit_request_fields,
+                                          cfg.limit_request_field_size);
+    w.opts.permit_obsolete_folding = cfg.permit_obsolete_folding;
+    w.opts.strip_header_spaces = cfg.strip_header_spaces;
+    w.opts.permit_unconventional_http_method = cfg.permit_unconventional_http_method;
+    w.opts.permit_unconventional_http_version = cfg.permit_unconventional_http_version;
+    w.opts.casefold_http_method = cfg.casefold_http_method;
+    w.opts.header_map = cfg.header_map == "refuse"      ? http::HeaderMap::REFUSE
+                        : cfg.header_map == "dangerous" ? http::HeaderMap::DANGEROUS
+                                                        : http::HeaderMap::DROP;
+    w.opts.forwarder_headers = cfg.forwarder_headers;
+    w.keepalive_ms = cfg.keepalive * 1000;
+    w.io_timeout_ms = (cfg.timeout > 0 ? cfg.timeout : 30) * 1000;
+    if (cfg.max_requests > 0) {
+        std::mt19937 rng(static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(time(nullptr)));
+        std::uniform_int_distribution<int> jitter(0, cfg.max_requests_jitter);
+        w.max_requests = static_cast<uint64_t>(cfg.max_requests) + static_cast<uint64_t>(jitter(rng));
+    }
+    parse_trusted(w);
+    install_signals();
+    heartbeat(info.heartbeat_fd);
+
+    int rc = wsgi::load_app(cfg);
+    if (rc != 0) return rc;
+
+    ev::Loop loop(4096);
+    if (!loop.ok()) {
+        LOG_ERROR("cannot create the event loop: %s", std::strerror(errno));
+        return 1;
+    }
+    w.loop = &loop;
+    loop.set_sleep_hooks(wsgi::release_gil, wsgi::acquire_gil, nullptr);
+    loop.add(g_sig_pipe[0], ev::READABLE, on_signal_pipe, nullptr);
+    for (Listener &l : listeners) loop.add(l.fd, ev::READABLE, on_conn_event, nullptr);
+    w.accepting = true;
+
+    int64_t last_sweep = now_ms();
+    for (;;) {
+        beat(w);
+        if (getppid() != info.ppid) {
+            LOG_INFO("Parent changed, shutting down: <Worker %d>", getpid());
+            break;
+        }
+        if (w.stopping) {
+            if (w.accepting) stop_accepting(w);
+            if (w.nconns == 0 || now_ms() >= w.stop_deadline) break;
+        }
+        loop.poll(1000);
+        if (now_ms() - last_sweep >= 250) {
+            sweep(w);
+            last_sweep = now_ms();
+        }
+    }
+    LOG_INFO("Worker exiting (pid: %d)", getpid());
+    return 0;
+}
+
+}  // namespace cunicorn

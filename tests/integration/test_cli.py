@@ -1,0 +1,254 @@
+"""Command line, configuration sources and application loading, as Gunicorn
+does them (reference sections a.3, a.4 and b.4)."""
+
+import os
+import re
+import shutil
+import tempfile
+import unittest
+
+import server
+from server import Server, run_binary, write_file
+
+HELLO = server.HELLO_APP
+
+URI_APP = r'''
+def _make(text):
+    body = text.encode()
+
+    def wsgi(environ, start_response):
+        start_response('200 OK', [('Content-Type', 'text/plain'),
+                                  ('Content-Length', str(len(body)))])
+        return [body]
+    return wsgi
+
+
+application = _make('default application')
+other = _make('named attribute')
+
+
+def factory():
+    return _make('factory without arguments')
+
+
+def factory_arg(word, n=1):
+    return _make('factory with %s x%d' % (word, n))
+'''
+
+
+class Case(unittest.TestCase):
+    def tmpdir(self):
+        d = tempfile.mkdtemp(prefix='cunicorn-cli-')
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
+
+    def start(self, srv):
+        srv.start()
+        self.addCleanup(srv.stop)
+        return srv
+
+
+class Informational(Case):
+    def test_version(self):
+        status, out, err = run_binary(['-v'], timeout=30)
+        self.assertEqual(status, 0, err)
+        self.assertRegex(out + err, r'\(version \d+\.\d+(\.\d+)?\)')
+
+    def test_version_long(self):
+        status, out, err = run_binary(['--version'], timeout=30)
+        self.assertEqual(status, 0, err)
+        self.assertRegex(out + err, r'\d+\.\d+')
+
+    def test_help(self):
+        status, out, err = run_binary(['-h'], timeout=30)
+        self.assertEqual(status, 0, err)
+        for opt in ('--bind', '--workers', '--config', '--keep-alive', '--error-logfile'):
+            self.assertIn(opt, out)
+
+    def test_no_app_module(self):
+        status, out, err = run_binary(['-b', '127.0.0.1:%d' % server.free_port()],
+                                      timeout=30, cwd=self.tmpdir())
+        self.assertEqual(status, 1, out + err)
+        self.assertIn('No application module specified', out + err)
+
+
+class InvalidValues(Case):
+    """A bad value: a short error naming the setting and the value, no
+    traceback, no server. Exit 1 (argparse type errors may exit 2, as
+    Gunicorn's own argparse does); an unknown option exits 2."""
+
+    def check(self, args, names, value, statuses=(1,)):
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'app.py'), HELLO)
+        status, out, err = run_binary(args + ['app:app'], timeout=20, cwd=d)
+        text = out + err
+        self.assertIn(status, statuses, 'exit status %s\n%s' % (status, text))
+        self.assertNotIn('Traceback', text)
+        lines = [l for l in text.splitlines() if l.strip()]
+        self.assertTrue(lines, 'no error message')
+        self.assertLessEqual(len(lines), 3, text)
+        hits = [l for l in lines if value in l and any(n in l for n in names)]
+        self.assertTrue(hits, 'no line names the setting %s and the value %r:\n%s'
+                        % (names[0], value, text))
+
+    def test_negative_workers(self):
+        self.check(['--workers=-1'], ('workers', '-w'), '-1')
+
+    def test_non_numeric_workers(self):
+        self.check(['-w', 'abc'], ('workers', '-w'), 'abc', statuses=(1, 2))
+
+    def test_bad_port(self):
+        self.check(['--bind', 'host:notaport'], ('bind', '-b'), 'notaport')
+
+    def test_non_numeric_limit_request_line(self):
+        self.check(['--limit-request-line', 'x'], ('limit-request-line', 'limit_request_line'),
+                   "x", statuses=(1, 2))
+
+    def test_unknown_option(self):
+        self.check(['--frobnicate'], ('frobnicate',), '--frobnicate', statuses=(2,))
+
+
+class ConfigSources(Case):
+    def test_gunicorn_cmd_args(self):
+        port = server.free_port()
+        srv = self.start(Server(HELLO, bind=None, port=port, env={
+            'GUNICORN_CMD_ARGS': '--bind=127.0.0.1:%d --workers=2' % port}))
+        self.assertEqual(srv.get('/x').body, b'hello /x')
+        srv.wait_workers(2)
+
+    def test_config_file(self):
+        port = server.free_port()
+        srv = Server(HELLO, bind=None, port=port, files={'conf.py': '''
+            workers = 2
+            bind = '127.0.0.1:%d'
+            ''' % port})
+        srv._prepare()
+        srv.args = ['-c', srv.path('conf.py')]
+        self.start(srv)
+        self.assertEqual(srv.get('/c').body, b'hello /c')
+        srv.wait_workers(2)
+
+    def test_config_file_without_py_extension(self):
+        port = server.free_port()
+        srv = Server(HELLO, bind=None, port=port, files={'config/gunicorn.conf': '''
+            bind = ['127.0.0.1:%d']
+            workers = 1
+            ''' % port})
+        srv._prepare()
+        srv.args = ['-c', './config/gunicorn.conf']
+        self.start(srv)
+        self.assertEqual(srv.get('/d').body, b'hello /d')
+
+    def test_command_line_overrides_config_file(self):
+        port = server.free_port()
+        srv = Server(HELLO, bind=None, port=port, files={'conf.py': '''
+            workers = 3
+            bind = '127.0.0.1:%d'
+            ''' % port})
+        srv._prepare()
+        srv.args = ['-c', srv.path('conf.py'), '--workers', '1']
+        self.start(srv)
+        self.assertEqual(srv.get('/').status, 200)
+        srv.wait_workers(1)
+
+    def test_config_file_that_raises(self):
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'app.py'), HELLO)
+        write_file(os.path.join(d, 'bad.conf.py'), '''
+            workers = 1
+            raise RuntimeError('config-file-boom')
+            ''')
+        status, out, err = run_binary(['-c', 'bad.conf.py', '-b', '127.0.0.1:%d'
+                                       % server.free_port(), 'app:app'], timeout=30, cwd=d)
+        self.assertEqual(status, 1, out + err)
+        self.assertIn('Traceback', out + err)
+        self.assertIn('config-file-boom', out + err)
+
+    def test_missing_config_file(self):
+        d = self.tmpdir()
+        status, out, err = run_binary(['-c', 'nope.py', 'app:app'], timeout=30, cwd=d)
+        self.assertEqual(status, 1, out + err)
+        self.assertIn('nope.py', out + err)
+
+    def test_web_concurrency(self):
+        srv = self.start(Server(HELLO, env={'WEB_CONCURRENCY': '3'}))
+        self.assertEqual(srv.get('/').status, 200)
+        srv.wait_workers(3)
+
+    def test_default_config_file_in_cwd(self):
+        port = server.free_port()
+        srv = self.start(Server(HELLO, bind=None, port=port, files={'gunicorn.conf.py': '''
+            bind = '127.0.0.1:%d'
+            workers = 2
+            ''' % port}))
+        self.assertEqual(srv.get('/').status, 200)
+        srv.wait_workers(2)
+
+    def test_check_config_ok(self):
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'app.py'), HELLO)
+        status, out, err = run_binary(['--check-config', 'app:app'], timeout=30, cwd=d)
+        self.assertEqual(status, 0, out + err)
+
+    def test_check_config_bad_app(self):
+        d = self.tmpdir()
+        status, out, err = run_binary(['--check-config', 'nosuchmodule:app'], timeout=30, cwd=d)
+        self.assertEqual(status, 1, out + err)
+
+
+class AppURI(Case):
+    def serve(self, uri):
+        srv = self.start(Server(URI_APP, module='uriapp', appname=uri))
+        r = srv.get('/')
+        self.assertEqual(r.status, 200, r)
+        return r.body.decode()
+
+    def test_module_only(self):
+        self.assertEqual(self.serve('uriapp'), 'default application')
+
+    def test_module_and_name(self):
+        self.assertEqual(self.serve('uriapp:other'), 'named attribute')
+
+    def test_factory_call(self):
+        self.assertEqual(self.serve('uriapp:factory()'), 'factory without arguments')
+
+    def test_factory_with_literal_args(self):
+        self.assertEqual(self.serve("uriapp:factory_arg('word')"), 'factory with word x1')
+
+    def test_factory_with_keyword_arg(self):
+        self.assertEqual(self.serve("uriapp:factory_arg('kw', n=3)"), 'factory with kw x3')
+
+
+class AppLoadFailures(Case):
+    """The master gives up with the worker's boot status (no fork loop)."""
+
+    def run_app(self, uri):
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'uriapp.py'), URI_APP)
+        return run_binary(['-b', '127.0.0.1:%d' % server.free_port(), '--chdir', d,
+                           '--error-logfile', os.path.join(d, 'error.log'), uri],
+                          timeout=60, cwd=d)
+
+    def test_missing_module_exit_3(self):
+        status, out, err = self.run_app('nosuchmodule:app')
+        self.assertEqual(status, 3, out + err)
+
+    def test_missing_attribute_exit_4(self):
+        status, out, err = self.run_app('uriapp:nosuchname')
+        self.assertEqual(status, 4, out + err)
+
+    def test_non_literal_factory_args_exit_4(self):
+        status, out, err = self.run_app('uriapp:factory_arg(other)')
+        self.assertEqual(status, 4, out + err)
+
+    def test_import_error_in_module_exit_3(self):
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'broken.py'), 'import no_such_dependency_xyz\n')
+        status, out, err = run_binary(['-b', '127.0.0.1:%d' % server.free_port(),
+                                       '--chdir', d, 'broken:app'], timeout=60, cwd=d)
+        self.assertEqual(status, 3, out + err)
+        self.assertIn('no_such_dependency_xyz', out + err)
+
+
+if __name__ == '__main__':
+    unittest.main()
