@@ -1000,6 +1000,18 @@ HeadResult parse_head(const char *buf, size_t len, const Options &opt, bool peer
     return r;
 }
 
+// Request.read_line / parse raise NoMoreData(buf) with the buffer they were
+// filling: the whole input while the request line is incomplete, then the
+// bytes after it.
+std::string head_eof_message(const char *buf, size_t len) {
+    const char *end = buf + len;
+    const char *crlf = find_crlf(buf, end);
+    if (crlf == buf && len >= 2) crlf = find_crlf(buf + 2, end);  // skipped empty line
+    std::string_view rest = crlf == end ? std::string_view(buf, len)
+                                        : std::string_view(crlf + 2, size_t(end - crlf - 2));
+    return "No more data after: " + py_bytes_repr(rest);
+}
+
 // ---------------------------------------------------------------------------
 // Chunked decoder (ChunkedReader.parse_chunked / parse_chunk_size /
 // parse_trailers), one byte of state at a time so input may be split anywhere.

@@ -95,6 +95,60 @@ struct InBuf {
 
 enum class Phase : uint8_t { READING, DRAINING, LINGERING };
 
+// forwarded_allow_ips / proxy_allow_ips: addresses and CIDR networks, IPv4
+// and IPv6 (an IPv4 peer also matches its v4-mapped IPv6 form), or "*".
+class IpAllowList {
+public:
+    void parse(const std::vector<std::string> &items) {
+        for (const std::string &item : items) {
+            if (item == "*") {
+                all_ = true;
+                continue;
+            }
+            size_t slash = item.find('/');
+            std::string addr = item.substr(0, slash);
+            Net n;
+            int max_bits = to_v6(addr, n.addr);
+            if (!max_bits) continue;  // validated at config time
+            int bits = slash == std::string::npos ? max_bits : std::atoi(item.c_str() + slash + 1);
+            if (bits < 0 || bits > max_bits) continue;
+            n.bits = bits + (128 - max_bits);
+            nets_.push_back(n);
+        }
+    }
+    bool contains(const char *ip) const {
+        if (all_) return true;
+        unsigned char a[16];
+        if (!to_v6(ip, a)) return false;
+        for (const Net &n : nets_) {
+            int full = n.bits / 8, rest = n.bits % 8;
+            if (std::memcmp(a, n.addr, static_cast<size_t>(full)) != 0) continue;
+            if (rest && ((a[full] ^ n.addr[full]) & (0xff << (8 - rest)))) continue;
+            return true;
+        }
+        return false;
+    }
+
+private:
+    struct Net {
+        unsigned char addr[16];
+        int bits;
+    };
+    // Returns the address length in bits (32 or 128), 0 when not an IP.
+    static int to_v6(const std::string &text, unsigned char out[16]) {
+        in_addr a4;
+        if (inet_pton(AF_INET, text.c_str(), &a4) == 1) {
+            static const unsigned char prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+            std::memcpy(out, prefix, 12);
+            std::memcpy(out + 12, &a4, 4);
+            return 32;
+        }
+        return inet_pton(AF_INET6, text.c_str(), out) == 1 ? 128 : 0;
+    }
+    std::vector<Net> nets_;
+    bool all_ = false;
+};
+
 struct Worker;
 
 struct Conn {
@@ -115,6 +169,9 @@ struct Conn {
     bool close_after_write = false;
     bool continue_sent = false;
     bool peer_closed = false;   // read side saw EOF
+    bool proxy_pending = false; // a PROXY header may still come first
+    bool has_proxy = false;
+    http::ProxyInfo proxy;      // what the PROXY header said
     int requests = 0;
     int64_t deadline = 0;       // idle / read / linger deadline (ms)
 
@@ -143,8 +200,9 @@ struct Worker {
     int keepalive_ms = 0;
     int io_timeout_ms = 30000;
     int64_t last_beat = 0;
-    std::vector<std::pair<uint32_t, uint32_t>> trusted_v4;  // addr, mask
-    bool trust_all = false;
+    IpAllowList forwarded_allow;   // forwarded_allow_ips
+    IpAllowList proxy_allow;       // proxy_allow_ips
+    http::ProxyProtocol proxy_mode = http::ProxyProtocol::OFF;
 };
 
 Worker g_worker;
@@ -370,6 +428,7 @@ public:
     }
 
     const std::string &error() const override { return err_; }
+    http::Error error_code() const override { return code_; }
     bool done() const { return done_; }
     bool failed() const { return failed_; }
     http::BodyKind kind() const { return kind_; }
@@ -392,7 +451,8 @@ private:
     long fail(http::Error e) {
         failed_ = true;
         done_ = true;
-        err_ = std::string(http::error_name(e));
+        code_ = e;
+        err_ = dec_.message().empty() ? std::string(http::error_name(e)) : dec_.message();
         return -1;
     }
 
@@ -403,6 +463,7 @@ private:
     bool done_ = false;
     bool failed_ = false;
     bool truncated_ = false;
+    http::Error code_ = http::Error::NONE;
     std::string err_;
 };
 
@@ -462,18 +523,9 @@ bool flush(Conn &c) {
     return true;
 }
 
-bool peer_trusted(const Worker &w, const Conn &c) {
-    if (c.listener->family == AF_UNIX || w.trust_all) return true;
-    in_addr a4;
-    if (inet_pton(AF_INET, c.peer, &a4) == 1) {
-        uint32_t a = ntohl(a4.s_addr);
-        for (auto &[net, mask] : w.trusted_v4)
-            if ((a & mask) == net) return true;
-        return false;
-    }
-    for (const std::string &ip : w.cfg->forwarded_allow_ips)
-        if (ip == c.peer) return true;
-    return false;
+// Unix-socket peers are always trusted (gunicorn: not an IP tuple).
+bool peer_in(const IpAllowList &list, const Conn &c) {
+    return c.listener->family == AF_UNIX || list.contains(c.peer);
 }
 
 void send_error(Conn &c, http::Error e, const std::string &message) {
@@ -561,6 +613,7 @@ void dispatch(Conn &c, size_t head_len) {
     ctx.server_name = c.listener->server_name;
     ctx.server_port = c.listener->server_port;
     ctx.peer_trusted = c.trusted;
+    ctx.proxy = c.has_proxy ? &c.proxy : nullptr;
     ctx.force_close = w.stopping || w.keepalive_ms == 0;
     ctx.body = &body;
     ctx.sink = &sink;
@@ -594,6 +647,26 @@ void process(Conn &c) {
         // Pipelined requests wait while the previous response is parked.
         if (c.pending() >= OUT_HIGH_WATER) break;
         if (c.in.size() == 0) break;
+        if (c.proxy_pending) {
+            // Only the first bytes of a connection may be a PROXY header (e.1).
+            http::ProxyResult pr = http::parse_proxy(c.in.data(), c.in.size(), w.proxy_mode,
+                                                     peer_in(w.proxy_allow, c), c.peer);
+            if (pr.status == http::Status::NEED_MORE) {
+                if (c.peer_closed) c.close_after_write = true;
+                break;
+            }
+            if (pr.status == http::Status::ERROR) {
+                send_error(c, pr.error, pr.message);
+                break;
+            }
+            c.proxy_pending = false;
+            c.in.consume(pr.consumed);
+            if (pr.present) {
+                c.has_proxy = true;
+                c.proxy = std::move(pr.info);
+            }
+            continue;
+        }
         c.req.clear();
         http::HeadResult hr = http::parse_head(c.in.data(), c.in.size(), w.opts, c.trusted, c.req);
         if (hr.status == http::Status::ERROR) {
@@ -692,7 +765,8 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
                 inet_ntop(AF_INET6, &sin6->sin6_addr, c->peer, sizeof c->peer);
                 c->peer_port = ntohs(sin6->sin6_port);
             }
-            c->trusted = peer_trusted(w, *c);
+            c->trusted = peer_in(w.forwarded_allow, *c);
+            c->proxy_pending = w.proxy_mode != http::ProxyProtocol::OFF;
             if (static_cast<size_t>(cfd) >= w.conns.size()) w.conns.resize(static_cast<size_t>(cfd) * 2 + 1, nullptr);
             w.conns[static_cast<size_t>(cfd)] = c;
             ++w.nconns;
@@ -773,27 +847,6 @@ void sweep(Worker &w) {
     }
 }
 
-void parse_trusted(Worker &w) {
-    for (const std::string &ip : w.cfg->forwarded_allow_ips) {
-        if (ip == "*") {
-            w.trust_all = true;
-            continue;
-        }
-        std::string addr = ip;
-        int bits = 32;
-        size_t slash = ip.find('/');
-        if (slash != std::string::npos) {
-            addr = ip.substr(0, slash);
-            bits = std::atoi(ip.c_str() + slash + 1);
-        }
-        in_addr a4;
-        if (inet_pton(AF_INET, addr.c_str(), &a4) == 1 && bits >= 0 && bits <= 32) {
-            uint32_t mask = bits == 0 ? 0 : ~0u << (32 - bits);
-            w.trusted_v4.emplace_back(ntohl(a4.s_addr) & mask, mask);
-        }
-    }
-}
-
 }  // namespace
 
 void heartbeat(int fd) {
@@ -827,7 +880,12 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
         std::uniform_int_distribution<int> jitter(0, cfg.max_requests_jitter);
         w.max_requests = static_cast<uint64_t>(cfg.max_requests) + static_cast<uint64_t>(jitter(rng));
     }
-    parse_trusted(w);
+    w.forwarded_allow.parse(cfg.forwarded_allow_ips);
+    w.proxy_allow.parse(cfg.proxy_allow_ips);
+    w.proxy_mode = cfg.proxy_protocol == "v1"     ? http::ProxyProtocol::V1
+                   : cfg.proxy_protocol == "v2"   ? http::ProxyProtocol::V2
+                   : cfg.proxy_protocol == "auto" ? http::ProxyProtocol::AUTO
+                                                  : http::ProxyProtocol::OFF;
     install_signals();
     heartbeat(info.heartbeat_fd);
 

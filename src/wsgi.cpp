@@ -35,6 +35,7 @@ struct State {
     bool start_called = false;
     bool warned_no_body = false;
     bool body_error = false;
+    http::Error body_error_code = http::Error::NONE;
     std::string body_error_message;
     bool client_gone = false;
     std::string scratch;   // head and chunk framing
@@ -94,6 +95,7 @@ bool input_fill(InputObject *in, size_t n) {
         in->buf->resize(old);
         in->st->body_error = true;
         in->st->body_error_message = src->error();
+        in->st->body_error_code = src->error_code();
         PyErr_SetString(PyExc_OSError, src->error().c_str());
         return false;
     }
@@ -681,7 +683,20 @@ PyObject *build_environ(State *st, PyObject *input, EnvironError &err) {
     std::string_view scheme = req.scheme.empty() ? ctx.url_scheme : req.scheme;
     if (PyDict_SetItem(e, N.wsgi_url_scheme, scheme == "https" ? N.https : N.http) < 0) return nullptr;
 
-    if (ctx.remote_port >= 0) {
+    if (ctx.proxy) {
+        // The PROXY header names the real client (f.1).
+        const http::ProxyInfo &p = *ctx.proxy;
+        auto port_str = [](int port) { return port < 0 ? std::string("None") : std::to_string(port); };
+        std::string cport = port_str(p.client_port), pport = port_str(p.proxy_port);
+        if (PyDict_SetItemString(e, "PROXY_PROTOCOL", Ref::steal(PyUnicode_FromString(p.protocol.c_str())).get()) < 0 ||
+            set_sv(e, N.REMOTE_ADDR, p.client_addr) < 0 || set_sv(e, N.REMOTE_PORT, cport) < 0)
+            return nullptr;
+        Ref paddr = Ref::steal(py::latin1(p.proxy_addr.data(), p.proxy_addr.size()));
+        Ref pport_obj = Ref::steal(py::latin1(pport.data(), pport.size()));
+        if (!paddr || !pport_obj || PyDict_SetItemString(e, "PROXY_ADDR", paddr.get()) < 0 ||
+            PyDict_SetItemString(e, "PROXY_PORT", pport_obj.get()) < 0)
+            return nullptr;
+    } else if (ctx.remote_port >= 0) {
         if (set_sv(e, N.REMOTE_ADDR, ctx.remote_addr) < 0) return nullptr;
         char port[8];
         int n = std::snprintf(port, sizeof port, "%d", ctx.remote_port);
@@ -975,8 +990,12 @@ Outcome handle(RequestContext &ctx, http::Response &resp) {
             log_app_error(ctx);
         }
         if (!resp.headers_sent && !st.client_gone) {
-            std::string page = st.body_error ? http::error_response(400, "Bad Request", st.body_error_message)
-                                             : http::error_response(500, "Internal Server Error", "");
+            // RFC 9112 section 6.3: a body that cannot be framed is the
+            // client's error; gunicorn just closes, we can still say so.
+            std::string page = !st.body_error ? http::error_response(500, "Internal Server Error", "")
+                               : st.body_error_code != http::Error::NONE
+                                   ? http::error_response(st.body_error_code, st.body_error_message)
+                                   : http::error_response(400, "Bad Request", st.body_error_message);
             resp.status = st.body_error ? "400 Bad Request" : "500 Internal Server Error";
             resp.status_code = st.body_error ? 400 : 500;
             resp.headers.clear();

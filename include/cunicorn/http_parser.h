@@ -147,6 +147,12 @@ struct HeadResult {
 HeadResult parse_head(const char *buf, size_t len, const Options &opt,
                       bool peer_trusted, Request &out);
 
+// str(NoMoreData) for a connection that ended inside a request head (after
+// parse_head said NEED_MORE on these bytes), which gunicorn's worker logs as
+// "Ignored premature client disconnection. %s": the buffered bytes after the
+// request line once that line is complete, else all of them.
+std::string head_eof_message(const char *buf, size_t len);
+
 // Resumable chunked transfer-coding decoder (RFC 9112 section 7.1).
 class ChunkedDecoder {
 public:

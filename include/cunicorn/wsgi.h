@@ -30,6 +30,8 @@ public:
     // with error() telling what).
     virtual long read(char *dst, size_t n) = 0;
     virtual const std::string &error() const = 0;
+    // The parser error behind error(), or NONE for an I/O failure.
+    virtual http::Error error_code() const = 0;
 };
 
 // Where response bytes go. The bridge frames them (head, chunks); the sink
@@ -51,6 +53,7 @@ struct RequestContext {
     std::string_view server_port;
     std::string_view url_scheme = "http";
     bool peer_trusted = false;      // forwarded_allow_ips said yes
+    const http::ProxyInfo *proxy = nullptr;  // from a PROXY protocol header
     bool force_close = false;       // worker stopping, max_requests, keepalive 0
     BodySource *body = nullptr;
     Sink *sink = nullptr;

@@ -27,6 +27,10 @@ import server
 from server import CONFORMANCE_DIR, Server
 
 
+# Every sample is a small request: a server silent this long is not answering.
+IO_TIMEOUT = 10
+
+
 def _flag(name):
     return lambda v: [name] if v else []
 
@@ -176,7 +180,7 @@ class ConformanceCase(unittest.TestCase):
 
     def roundtrip_invalid(self, sample):
         srv = get_server(self.config)
-        conn = srv.connect()
+        conn = srv.connect(timeout=IO_TIMEOUT)
         try:
             try:
                 conn.send(sample['wire'].encode('latin-1'))
@@ -221,7 +225,7 @@ class ConformanceCase(unittest.TestCase):
         srv = get_server(self.config)
         reqs = sample['requests']
         wire = sample['wire'].encode('latin-1')
-        conn = srv.connect()
+        conn = srv.connect(timeout=IO_TIMEOUT)
         try:
             try:
                 if segmented:
@@ -260,8 +264,12 @@ class ConformanceCase(unittest.TestCase):
         self.assertEqual(env['REQUEST_METHOD'], req['method'], where)
         self.assertEqual(env['RAW_URI'], req['uri']['raw'], where)
         self.assertEqual(env['QUERY_STRING'], req['uri']['query'], where)
+        # The path is latin-1 text standing for bytes (PEP 3333). Gunicorn
+        # itself unquotes the latin-1 *string* (unquote_to_bytes encodes it as
+        # UTF-8 first), so raw non-ASCII bytes reach its apps twice encoded:
+        # valid/027 fails against gunicorn on purpose.
         self.assertEqual(env['PATH_INFO'], urllib.parse.unquote_to_bytes(
-            req['uri']['path']).decode('latin-1'), where)
+            req['uri']['path'].encode('latin-1')).decode('latin-1'), where)
         self.assertEqual(env['SERVER_PROTOCOL'], 'HTTP/%d.%d' % tuple(req['version']), where)
         self.assertEqual(received_headers(env), expected_environ_headers(req['headers']), where)
         self.assertEqual(env['body'], req['body'], where)

@@ -448,6 +448,15 @@ TEST(http_limits) {
     });
 }
 
+TEST(http_head_eof_message) {
+    auto msg = [](const std::string &s) { return http::head_eof_message(guard().place(s), s.size()); };
+    CHECK_EQ(msg(""), std::string("No more data after: b''"));
+    CHECK_EQ(msg("GET / HT"), std::string("No more data after: b'GET / HT'"));
+    CHECK_EQ(msg("GET / HTTP/1.0\r\nbaz"), std::string("No more data after: b'baz'"));
+    CHECK_EQ(msg("GET / HTTP/1.0\r\nX: 1\r\n"), std::string("No more data after: b'X: 1\\r\\n'"));
+    CHECK_EQ(msg("\r\nGET / HTTP/1.0\r\nX\xff"), std::string("No more data after: b'X\\xff'"));
+}
+
 TEST(http_options_from_settings) {
     http::Options a = http::Options::from_settings(-1, 0, 0);
     CHECK_EQ(a.limit_request_line, size_t(8190));
