@@ -48,6 +48,7 @@ constexpr size_t BODY_PREBUFFER = 64 * 1024;
 constexpr uint64_t DRAIN_LIMIT = 1024 * 1024;
 // Graceful close: how long to read and discard after shutdown(SHUT_WR).
 constexpr int LINGER_MS = 2000;
+constexpr int ACCEPT_BATCH = 1;
 
 int64_t now_ms() {
     timespec ts;
@@ -731,7 +732,11 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
     Worker &w = g_worker;
     if (!data) {
         // A listener: accept what is waiting.
-        for (int i = 0; i < 64 && w.accepting; ++i) {
+        // One connection per wake-up: every worker woken by the listener
+        // gets a fair chance, so keep-alive connections (which stay with
+        // the worker that accepted them) spread evenly instead of the
+        // first worker to wake taking a whole burst.
+        for (int i = 0; i < ACCEPT_BATCH && w.accepting; ++i) {
             const Listener *l = nullptr;
             for (Listener &cand : *w.listeners)
                 if (cand.fd == fd) l = &cand;
