@@ -62,8 +62,9 @@ int main(int argc, char **argv) {
         Arbiter arbiter(cfg);
         return arbiter.run();
     } catch (const std::exception &e) {
+        // Logged once; echoed on stderr only when the log goes elsewhere.
         LOG_ERROR("%s", e.what());
-        std::fprintf(stderr, "Error: %s\n", e.what());
+        if (cfg.errorlog != "-") std::fprintf(stderr, "Error: %s\n", e.what());
         return 1;
     }
 }

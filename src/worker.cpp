@@ -513,6 +513,8 @@ bool flush(Conn &c) {
         return false;
     }
     if (c.pending()) {
+        // A client that stops reading is dropped after the I/O timeout.
+        c.deadline = now_ms() + c.w->io_timeout_ms;
         c.w->loop->add(c.fd, ev::WRITABLE, on_conn_event, &c);
         return true;
     }
@@ -842,8 +844,7 @@ void sweep(Worker &w) {
     int64_t now = now_ms();
     for (Conn *c : w.conns) {
         if (!c) continue;
-        if (c->pending() > 0 && c->phase != Phase::LINGERING) continue;  // write progress is watched by poll
-        bool idle = c->in.size() == 0 && c->phase == Phase::READING;
+        bool idle = c->in.size() == 0 && c->pending() == 0 && c->phase == Phase::READING;
         if (w.stopping && idle && !c->close_after_write) {
             close_conn(*c);
             continue;
@@ -910,20 +911,23 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
 
     int64_t last_sweep = now_ms();
     for (;;) {
-        beat(w);
-        if (getppid() != info.ppid) {
-            LOG_INFO("Parent changed, shutting down: <Worker %d>", getpid());
-            break;
+        int64_t now = now_ms();
+        if (now - last_sweep >= 250) {
+            // Housekeeping a few times a second, not per request: these are
+            // syscalls the hot path does not need.
+            beat(w);
+            if (getppid() != info.ppid) {
+                LOG_INFO("Parent changed, shutting down: <Worker %d>", getpid());
+                break;
+            }
+            sweep(w);
+            last_sweep = now;
         }
         if (w.stopping) {
             if (w.accepting) stop_accepting(w);
-            if (w.nconns == 0 || now_ms() >= w.stop_deadline) break;
+            if (w.nconns == 0 || now >= w.stop_deadline) break;
         }
-        loop.poll(1000);
-        if (now_ms() - last_sweep >= 250) {
-            sweep(w);
-            last_sweep = now_ms();
-        }
+        loop.poll(250);
     }
     LOG_INFO("Worker exiting (pid: %d)", getpid());
     return 0;

@@ -455,7 +455,8 @@ def run_module(module, args, env, totals, deadline):
                 inflight = None
                 after = ev['id']
                 done.add(ev['id'])
-                if ev['status'] == 'FAIL' and ev['secs'] >= SLOW_FAILURE:
+                if ev['status'] == 'FAIL' and ev['secs'] >= SLOW_FAILURE * (
+                        3 if args.sanitized else 1):
                     slow_failures += 1
                 elif ev['status'] == 'ok':
                     slow_failures = 0

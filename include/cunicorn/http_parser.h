@@ -2,6 +2,17 @@
 // chunked decoder and PROXY protocol header. Pure: no I/O, no Python, no
 // allocation on the common path. Behaviour and error classes mirror
 // gunicorn/http/{message,body,errors}.py; RFC 9112 where gunicorn is lax.
+//
+// Where cunicorn differs from gunicorn 26.1 on purpose (see the comments in
+// http_parser.cpp): one empty line before a request line is skipped (RFC
+// 9112 2.2); a bare CR or LF in the request-target is InvalidRequestLine
+// (RFC 9112 2.2); Transfer-Encoding elements are trimmed of SP/HTAB only, so
+// "chunked\xa0" is an unknown coding (501); Content-Length over 18
+// significant digits is InvalidHeader and a chunk size over 16 hex digits
+// InvalidChunkSize instead of a bignum; a PROXY v1 line is bounded to 107
+// bytes (the PROXY spec); limits (line, max_buffer_headers, chunk-size line,
+// trailer section) are applied to where the terminator is, so whether one
+// is hit does not depend on how the bytes were split into reads.
 #ifndef CUNICORN_HTTP_PARSER_H
 #define CUNICORN_HTTP_PARSER_H
 

@@ -178,6 +178,40 @@ def group_members(pgid):
     return out
 
 
+def socket_inodes(pid):
+    """Inodes of the sockets process pid has open."""
+    out = set()
+    try:
+        fds = os.listdir('/proc/%d/fd' % pid)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith('socket:['):
+            out.add(int(link[8:-1]))
+    return out
+
+
+def listening_inodes(port):
+    """Inodes of the TCP sockets listening on port (any address)."""
+    out = set()
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == '0A' and int(local.rsplit(':', 1)[1], 16) == port:
+                        out.add(int(inode))
+        except (OSError, StopIteration, IndexError, ValueError):
+            pass
+    return out
+
+
 def fd_count(pid):
     return len(os.listdir('/proc/%d/fd' % pid))
 
@@ -433,6 +467,17 @@ class Server:
                 self.describe(), tail(text)))
         return self
 
+    def owns_listener(self):
+        """True if our process group listens on self.port (not a stranger
+        that grabbed the port between free_port() and our bind)."""
+        listening = listening_inodes(self.port)
+        if not listening:
+            return False
+        for pid in group_members(self.proc.pid) or [self.proc.pid]:
+            if socket_inodes(pid) & listening:
+                return True
+        return False
+
     def wait_ready(self, timeout=READY_TIMEOUT):
         deadline = time.monotonic() + timeout * SLOW
         while time.monotonic() < deadline:
@@ -441,9 +486,11 @@ class Server:
             try:
                 s = self._raw_connect(1.0)
                 s.close()
-                return True
+                if isinstance(self.address, str) or self.owns_listener():
+                    return True
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         return False
 
     def wait_workers(self, n, timeout=30):
