@@ -182,7 +182,16 @@ struct Conn {
     uint64_t drained = 0;
     http::ChunkedDecoder drain_dec;
 
-    size_t pending() const { return out.size() - out_off; }
+    // A file queued behind `out` (wsgi.file_wrapper, sent with sendfile
+    // from the loop so a slow reader does not hold the worker), and the
+    // bytes that follow it (chunk framing).
+    int file_fd = -1;
+    off_t file_off = 0;
+    size_t file_left = 0;
+    std::string tail;
+
+    size_t out_pending() const { return out.size() - out_off; }
+    size_t pending() const { return out_pending() + file_left + tail.size(); }
 };
 
 struct Worker {
@@ -301,29 +310,57 @@ bool write_some(Conn &c, const char *&extra, size_t &extra_len) {
     for (;;) {
         iovec iov[2];
         int n = 0;
-        if (c.pending()) iov[n++] = {&c.out[c.out_off], c.pending()};
+        if (c.out_pending()) iov[n++] = {&c.out[c.out_off], c.out_pending()};
         if (extra_len) iov[n++] = {const_cast<char *>(extra), extra_len};
         if (n == 0) return true;
         msghdr msg{};
         msg.msg_iov = iov;
         msg.msg_iovlen = static_cast<decltype(msg.msg_iovlen)>(n);
-        ssize_t w = sendmsg(c.fd, &msg, MSG_NOSIGNAL);
+        // MSG_MORE: the head goes out in one segment with the file after it.
+        ssize_t w = sendmsg(c.fd, &msg, MSG_NOSIGNAL | (c.file_left ? MSG_MORE : 0));
         if (w < 0) {
             if (errno == EINTR) continue;
             return errno == EAGAIN || errno == EWOULDBLOCK;
         }
         auto done = static_cast<size_t>(w);
-        size_t from_out = std::min(done, c.pending());
+        size_t from_out = std::min(done, c.out_pending());
         c.out_off += from_out;
         done -= from_out;
         extra += done;
         extra_len -= done;
-        if (c.pending() == 0) {
+        if (c.out_pending() == 0) {
             c.out.clear();
             c.out_off = 0;
         }
         if (done == 0 && from_out == 0) return true;
     }
+}
+
+// Sends the queued file until the socket is full. Returns false on error.
+bool send_file_some(Conn &c) {
+    while (c.file_left > 0) {
+#ifdef __linux__
+        ssize_t w = ::sendfile(c.fd, c.file_fd, &c.file_off, c.file_left);
+#else
+        char buf[65536];
+        ssize_t r = pread(c.file_fd, buf, std::min(c.file_left, sizeof buf), c.file_off);
+        if (r <= 0) return false;
+        ssize_t w = send(c.fd, buf, static_cast<size_t>(r), MSG_NOSIGNAL);
+        if (w > 0) c.file_off += w;
+#endif
+        if (w > 0) {
+            c.file_left -= static_cast<size_t>(w);
+            continue;
+        }
+        if (w == 0) return false;  // the file shrank under us
+        if (errno == EINTR) continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK;
+    }
+    close(c.file_fd);
+    c.file_fd = -1;
+    c.out.append(c.tail);
+    c.tail.clear();
+    return true;
 }
 
 class ConnSink : public wsgi::Sink {
@@ -332,7 +369,11 @@ public:
 
     bool write(const char *p, size_t n) override {
         if (broken_) return false;
-        if (c_.pending() + n <= OUT_HIGH_WATER) {
+        if (c_.file_fd >= 0) {
+            c_.tail.append(p, n);  // only framing follows a queued file
+            return true;
+        }
+        if (c_.out_pending() + n <= OUT_HIGH_WATER) {
             c_.out.append(p, n);
             return true;
         }
@@ -340,7 +381,7 @@ public:
         // only until what is left fits in the parked buffer.
         for (;;) {
             if (!write_some(c_, p, n)) return fail();
-            if (c_.pending() + n <= OUT_HIGH_WATER) break;
+            if (c_.out_pending() + n <= OUT_HIGH_WATER) break;
             if (!wait_fd(*c_.w, c_.fd, POLLOUT)) return fail();
         }
         c_.out.append(p, n);
@@ -348,32 +389,14 @@ public:
     }
 
     bool send_file(int fd, off_t offset, size_t n) override {
-        if (broken_) return false;
-        const char *none = nullptr;
-        size_t zero = 0;
-        while (c_.pending()) {
-            if (!write_some(c_, none, zero)) return fail();
-            if (c_.pending() && !wait_fd(*c_.w, c_.fd, POLLOUT)) return fail();
-        }
-        while (n > 0) {
-#ifdef __linux__
-            ssize_t w = ::sendfile(c_.fd, fd, &offset, n);
-#else
-            char buf[65536];
-            ssize_t r = pread(fd, buf, std::min(n, sizeof buf), offset);
-            if (r <= 0) return fail();
-            ssize_t w = send(c_.fd, buf, static_cast<size_t>(r), MSG_NOSIGNAL);
-            if (w > 0) offset += w;
-#endif
-            if (w > 0) {
-                n -= static_cast<size_t>(w);
-                continue;
-            }
-            if (w == 0) return fail();  // the file shrank under us
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) return fail();
-            if (!wait_fd(*c_.w, c_.fd, POLLOUT)) return fail();
-        }
+        if (broken_ || c_.file_fd >= 0) return fail();
+        // The app closes its file when the response ends; the loop sends
+        // from a duplicate of the descriptor.
+        int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (dup_fd < 0) return fail();
+        c_.file_fd = dup_fd;
+        c_.file_off = offset;
+        c_.file_left = n;
         return true;
     }
 
@@ -479,6 +502,7 @@ void close_conn(Conn &c) {
     Worker &w = *c.w;
     w.loop->remove(c.fd, ev::READABLE | ev::WRITABLE);
     close(c.fd);
+    if (c.file_fd >= 0) close(c.file_fd);
     w.conns[static_cast<size_t>(c.fd)] = nullptr;
     --w.nconns;
     if (w.stopping == false && !w.accepting && w.nconns < static_cast<size_t>(w.cfg->worker_connections)) {
@@ -508,9 +532,17 @@ void start_linger(Conn &c) {
 bool flush(Conn &c) {
     const char *none = nullptr;
     size_t zero = 0;
-    if (!write_some(c, none, zero)) {
-        close_conn(c);
-        return false;
+    for (;;) {
+        if (!write_some(c, none, zero)) {
+            close_conn(c);
+            return false;
+        }
+        if (c.out_pending() || c.file_fd < 0) break;
+        if (!send_file_some(c)) {
+            close_conn(c);
+            return false;
+        }
+        if (c.file_fd >= 0) break;  // the socket is full
     }
     if (c.pending()) {
         // A client that stops reading is dropped after the I/O timeout.
@@ -670,7 +702,9 @@ void process(Conn &c) {
             }
             continue;
         }
-        c.req.clear();
+        // No clear(): parse_head resets its outputs and keeps the resume
+        // hint of an earlier NEED_MORE, so a slowly arriving head is not
+        // re-scanned from the start on every read.
         http::HeadResult hr = http::parse_head(c.in.data(), c.in.size(), w.opts, c.trusted, c.req);
         if (hr.status == http::Status::ERROR) {
             send_error(c, hr.error, hr.message);
