@@ -4,8 +4,10 @@
 #include "cunicorn/arbiter.h"
 
 #include "cunicorn/log.h"
+#include "cunicorn/platform.h"
 #include "cunicorn/pyembed.h"
 #include "cunicorn/worker.h"
+#include "cunicorn/wsgi.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -92,6 +94,42 @@ void install_master_signals() {
     sigaction(SIGPIPE, &sa, nullptr);
 }
 
+// gunicorn/pidfile.py: refuse to start over a live master, write
+// atomically, and remove the file only while it still names us.
+void pidfile_create(const std::string &path, pid_t pid) {
+    FILE *f = std::fopen(path.c_str(), "r");
+    if (f) {
+        long old = 0;
+        if (std::fscanf(f, "%ld", &old) == 1 && old > 0 && old != pid &&
+            (kill(static_cast<pid_t>(old), 0) == 0 || errno == EPERM)) {
+            std::fclose(f);
+            throw std::runtime_error("Already running on PID " + std::to_string(old) + " (or pid file '" + path +
+                                     "' is stale)");
+        }
+        std::fclose(f);
+    }
+    std::string tmp = path + ".tmp" + std::to_string(pid);
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error("pidfile: cannot write '" + path + "': " + std::strerror(errno));
+    std::string text = std::to_string(pid) + "\n";
+    bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    close(fd);
+    if (!ok || rename(tmp.c_str(), path.c_str()) < 0) {
+        int err = errno;
+        unlink(tmp.c_str());
+        throw std::runtime_error("pidfile: cannot write '" + path + "': " + std::strerror(err));
+    }
+}
+
+void pidfile_unlink(const std::string &path, pid_t pid) {
+    FILE *f = std::fopen(path.c_str(), "r");
+    if (!f) return;
+    long old = 0;
+    bool ours = std::fscanf(f, "%ld", &old) == 1 && old == pid;
+    std::fclose(f);
+    if (ours) unlink(path.c_str());
+}
+
 }  // namespace
 
 Arbiter::Arbiter(Config cfg) : cfg_(std::move(cfg)) { num_workers_ = cfg_.workers; }
@@ -118,6 +156,7 @@ int Arbiter::make_tmp_file() {
 void Arbiter::start() {
     pid_ = getpid();
     LOG_INFO("Starting cunicorn %s", CUNICORN_VERSION);
+    if (!cfg_.pidfile.empty()) pidfile_create(cfg_.pidfile, pid_);
     install_master_signals();
     BindOptions bo;
     bo.backlog = cfg_.backlog;
@@ -128,6 +167,15 @@ void Arbiter::start() {
     for (const Listener &l : listeners_) urls += (urls.empty() ? "" : ",") + l.url();
     LOG_INFO("Listening at: %s (%d)", urls.c_str(), pid_);
     LOG_INFO("Using worker: sync");
+    if (cfg_.preload_app) {
+        // --preload: import once here; workers inherit the module pages.
+        int rc = wsgi::load_app(cfg_);
+        if (rc != 0) {
+            halt_status_ = rc;
+            halt_reason_ = rc == 3 ? "Worker failed to boot." : "App failed to load.";
+        }
+    }
+    platform::set_proctitle("cunicorn: master [" + cfg_.name() + "]");
 }
 
 int Arbiter::wait_signal(int timeout_ms) {
@@ -175,6 +223,7 @@ void Arbiter::spawn_worker() {
         sa.sa_handler = SIG_DFL;
         sigemptyset(&sa.sa_mask);
         for (int sig : HANDLED) sigaction(sig, &sa, nullptr);
+        platform::set_proctitle("cunicorn: worker [" + cfg_.name() + "]");
         LOG_INFO("Booting worker with pid: %d", getpid());
         WorkerInfo info;
         info.age = worker_age_;
@@ -318,6 +367,7 @@ int Arbiter::halt(const std::string &reason, int exit_status) {
     log::Level level = exit_status == 0 ? log::Level::INFO : log::Level::ERROR;
     log::write(level, "Shutting down: Master");
     if (!reason.empty()) log::write(level, "Reason: %s", reason.c_str());
+    if (!cfg_.pidfile.empty()) pidfile_unlink(cfg_.pidfile, pid_);
     return exit_status;
 }
 
@@ -366,6 +416,7 @@ void Arbiter::handle_signal(int sig) {
 
 int Arbiter::run() {
     start();
+    if (halt_status_ >= 0) return halt(halt_reason_, halt_status_);
     spawn_workers();
     for (;;) {
         wait_signal(1000);

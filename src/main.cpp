@@ -2,8 +2,13 @@
 #include "cunicorn/arbiter.h"
 #include "cunicorn/config.h"
 #include "cunicorn/log.h"
+#include "cunicorn/platform.h"
 #include "cunicorn/pyembed.h"
 #include "cunicorn/wsgi.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -15,7 +20,30 @@
 
 using namespace cunicorn;
 
+// util.daemonize: detach from the terminal and the session, stdio to
+// /dev/null. Not again in a re-executed master (GUNICORN_FD set).
+static void daemonize() {
+    for (int i = 0; i < 2; ++i) {
+        py::before_fork();
+        pid_t pid = fork();
+        if (pid < 0) {
+            std::perror("fork");
+            std::exit(1);
+        }
+        if (pid > 0) _exit(0);
+        py::after_fork_child();
+        if (i == 0) setsid();
+    }
+    umask(022);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        for (int fd = 0; fd < 3; ++fd) dup2(null, fd);
+        if (null > 2) close(null);
+    }
+}
+
 int main(int argc, char **argv) {
+    platform::proctitle_init(argc, argv);
     try {
         py::init(argv[0]);
     } catch (const std::exception &e) {
@@ -35,6 +63,11 @@ int main(int argc, char **argv) {
     } catch (const std::exception &e) {
         std::fprintf(stderr, "Error: %s\n", e.what());
         return 1;
+    }
+    if (cfg.capture_output && cfg.errorlog != "-" && !log::fds().empty()) {
+        // print() output of the app goes to the error log file.
+        dup2(log::fds()[0], 1);
+        dup2(log::fds()[0], 2);
     }
 
     // As arbiter.py setup(): the app sees the server it runs under.
@@ -58,6 +91,7 @@ int main(int argc, char **argv) {
         return 0;
     }
 
+    if (cfg.daemon && !std::getenv("GUNICORN_FD")) daemonize();
     try {
         Arbiter arbiter(cfg);
         return arbiter.run();

@@ -15,7 +15,9 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -887,6 +889,32 @@ void sweep(Worker &w) {
     }
 }
 
+// As gunicorn's set_owner_process, before the app is imported: files the
+// worker must keep using change owner first; uid/gid 0 means "stay".
+bool drop_privileges(const Config &cfg, const WorkerInfo &info) {
+    bool change_gid = cfg.gid > 0 && static_cast<gid_t>(cfg.gid) != getegid();
+    bool change_uid = cfg.uid > 0 && static_cast<uid_t>(cfg.uid) != geteuid();
+    if (!change_gid && !change_uid) return true;
+    uid_t uid = change_uid ? static_cast<uid_t>(cfg.uid) : geteuid();
+    gid_t gid = change_gid ? static_cast<gid_t>(cfg.gid) : getegid();
+    if (info.heartbeat_fd >= 0) (void)!fchown(info.heartbeat_fd, uid, gid);
+    log::chown_files(uid, gid);
+    if (change_gid) {
+        const passwd *pw = cfg.initgroups ? getpwuid(uid) : nullptr;
+        int rc = pw ? initgroups(pw->pw_name, gid) : setgid(gid);
+        if (rc == 0 && pw) rc = setgid(gid);
+        if (rc < 0) {
+            LOG_ERROR("cannot switch to group %ld: %s", cfg.gid, std::strerror(errno));
+            return false;
+        }
+    }
+    if (change_uid && setuid(uid) < 0) {
+        LOG_ERROR("cannot switch to user %ld: %s", cfg.uid, std::strerror(errno));
+        return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 void heartbeat(int fd) {
@@ -928,8 +956,9 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
                                                   : http::ProxyProtocol::OFF;
     install_signals();
     heartbeat(info.heartbeat_fd);
+    if (!drop_privileges(cfg, info)) return 3;
 
-    int rc = wsgi::load_app(cfg);
+    int rc = wsgi::app_loaded() ? 0 : wsgi::load_app(cfg);
     if (rc != 0) return rc;
 
     ev::Loop loop(4096);

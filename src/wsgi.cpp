@@ -1047,6 +1047,8 @@ int load_app(const Config &cfg) {
     return 0;
 }
 
+bool app_loaded() { return g_app != nullptr; }
+
 static thread_local PyThreadState *g_saved_thread = nullptr;
 
 void release_gil(void *) { g_saved_thread = PyEval_SaveThread(); }

@@ -18,8 +18,8 @@ Bounds, so that a broken server cannot stall the suite: after 3 consecutive
 failures that each took 10 s or more (a server that stopped answering), the
 rest of that module fails at once without running, except the first test of
 each class, which probes (a pass resets the count); and when the whole run
-exceeds --budget seconds (840 by default; 0 = none), the tests not yet run
-are reported as failed.
+exceeds --budget seconds (600 by default, 780 with --sanitized; 0 = none),
+the tests not yet run are reported as failed.
 
 --binary may be any server with Gunicorn's command line: run the suite
 against Debian's gunicorn with --binary /usr/bin/gunicorn (and
@@ -511,11 +511,14 @@ def main():
     ap.add_argument('--extra-args', default='',
                     help='options added to every server command line; write '
                          '--extra-args="-k gthread" (with =) when they start with -')
-    ap.add_argument('--budget', type=float, default=840,
-                    help='seconds for the whole run; tests not run by then fail (0 = none)')
+    ap.add_argument('--budget', type=float, default=None,
+                    help='seconds for the whole run; tests not run by then fail '
+                         '(600, 780 with --sanitized; 0 = none)')
     ap.add_argument('--list', action='store_true', help='list test ids and exit')
     ap.add_argument('-v', '--verbose', action='store_true')
     args = ap.parse_args()
+    if args.budget is None:
+        args.budget = 780 if args.sanitized else 600
 
     binary = os.path.abspath(args.binary)
     env = dict(os.environ)

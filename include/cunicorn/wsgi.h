@@ -70,6 +70,8 @@ struct Outcome {
 // import itself failed (WORKER_BOOT_ERROR), 4 when the module loaded but
 // the app object is unusable (APP_LOAD_ERROR). The reason is logged.
 int load_app(const Config &cfg);
+// True once load_app succeeded in this process (or in the master, with --preload).
+bool app_loaded();
 
 // Let other Python threads run while the worker sleeps in its event loop.
 void release_gil(void *);

@@ -18,7 +18,6 @@ its process group, which the master leads because it starts a new session).
 Nothing is killed by name.
 """
 
-import errno
 import json
 import os
 import re
@@ -27,7 +26,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import textwrap
 import threading

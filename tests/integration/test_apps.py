@@ -2,8 +2,6 @@
 (Debian's python3-flask and python3-django)."""
 
 import hashlib
-import json
-import os
 import unittest
 import urllib.parse
 

@@ -2,7 +2,6 @@
 does them (reference sections a.3, a.4 and b.4)."""
 
 import os
-import re
 import shutil
 import tempfile
 import unittest

@@ -7,8 +7,6 @@ closes every connection, so those tests fail against it (use
 """
 
 import email.utils
-import json
-import os
 import socket
 import struct
 import time

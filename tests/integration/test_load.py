@@ -6,10 +6,8 @@ Outcomes are asserted, never speed: deadlines are generous, and the slow
 client keeps trickling until the fast clients are done.
 """
 
-import json
 import os
 import random
-import socket
 import threading
 import time
 import unittest

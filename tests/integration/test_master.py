@@ -3,11 +3,12 @@
 are signalled."""
 
 import os
+import shutil
 import signal
 import socket
 import stat
+import tempfile
 import threading
-import time
 import unittest
 
 import server
@@ -155,8 +156,8 @@ class Shutdown(Base):
 
 class UnixSocket(Base):
     def test_unix_bind(self):
-        d = server.tempfile.mkdtemp(prefix='cunicorn-unix-')
-        self.addCleanup(server.shutil.rmtree, d, True)
+        d = tempfile.mkdtemp(prefix='cunicorn-unix-')
+        self.addCleanup(shutil.rmtree, d, True)
         path = os.path.join(d, 'app.sock')
         srv = self.serve('-w', '1', bind='unix:' + path)
         self.assertTrue(stat.S_ISSOCK(os.stat(path).st_mode))
@@ -172,13 +173,13 @@ class UnixSocket(Base):
         self.assertFalse(os.path.exists(path), 'socket file left behind')
 
     def test_unix_bind_replaces_stale_socket(self):
-        d = server.tempfile.mkdtemp(prefix='cunicorn-unix-')
-        self.addCleanup(server.shutil.rmtree, d, True)
+        d = tempfile.mkdtemp(prefix='cunicorn-unix-')
+        self.addCleanup(shutil.rmtree, d, True)
         path = os.path.join(d, 'stale.sock')
         stale = socket.socket(socket.AF_UNIX)
         stale.bind(path)
         stale.close()                      # leaves the file, nobody listening
-        srv = self.serve('-w', '1', bind='unix:' + path)
+        self.serve('-w', '1', bind='unix:' + path)
         conn = server.connect(path)
         try:
             conn.send(build_request('GET', '/', close=True))

@@ -7,7 +7,6 @@ server's output gained none of those.
 """
 
 import hashlib
-import json
 import unittest
 
 import server
