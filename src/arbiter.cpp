@@ -12,6 +12,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -130,13 +133,51 @@ void pidfile_unlink(const std::string &path, pid_t pid) {
     if (ours) unlink(path.c_str());
 }
 
+// systemd's sd_notify(3) without libsystemd: one datagram to
+// $NOTIFY_SOCKET ('@' = abstract namespace). No-op without the variable.
+void sd_notify(const std::string &msg) {
+    const char *path = std::getenv("NOTIFY_SOCKET");
+    if (!path || !*path) return;
+    sockaddr_un sun{};
+    size_t len = std::strlen(path);
+    if (len >= sizeof sun.sun_path) return;
+    sun.sun_family = AF_UNIX;
+    std::memcpy(sun.sun_path, path, len);
+    if (sun.sun_path[0] == '@') sun.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    socklen_t salen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+    if (sendto(fd, msg.data(), msg.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr *>(&sun), salen) < 0)
+        LOG_DEBUG("sd_notify: %s", std::strerror(errno));
+    close(fd);
+}
+
+std::vector<int> parse_fd_list(const char *text) {
+    std::vector<int> fds;
+    for (const char *p = text; *p;) {
+        char *end;
+        long v = std::strtol(p, &end, 10);
+        if (end == p) break;
+        if (v >= 0 && v < 65536) fds.push_back(static_cast<int>(v));
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') break;
+    }
+    return fds;
+}
+
 }  // namespace
 
 Arbiter::Arbiter(Config cfg) : cfg_(std::move(cfg)) { num_workers_ = cfg_.workers; }
 
-int Arbiter::make_tmp_file() {
+std::string Arbiter::pidfile_path() const {
+    // A re-executed master writes <pidfile>.2 until the old one is gone.
+    return master_pid_ ? cfg_.pidfile + ".2" : cfg_.pidfile;
+}
+
+Arbiter::WorkerSlot Arbiter::make_slot() {
     // Heartbeat file (workertmp.py): created here, unlinked at once, only
     // the descriptor lives on. /dev/shm keeps the fchmod calls off disk.
+    // Its first page is also mapped, shared, for the WorkerStatus.
     std::string dir = cfg_.worker_tmp_dir;
     if (dir.empty()) {
         if (access("/dev/shm", W_OK) == 0) dir = "/dev/shm";
@@ -147,22 +188,55 @@ int Arbiter::make_tmp_file() {
     mode_t old = umask(static_cast<mode_t>(cfg_.umask));
     int fd = mkstemp(&path[0]);
     umask(old);
-    if (fd < 0) throw std::runtime_error("cannot create a heartbeat file in " + dir + ": " + std::strerror(errno));
+    if (fd < 0) throw std::runtime_error("worker_tmp_dir: cannot create a heartbeat file in " + dir + ": " + std::strerror(errno));
     unlink(path.c_str());
     fcntl(fd, F_SETFD, FD_CLOEXEC);
-    return fd;
+    WorkerSlot slot;
+    slot.tmp_fd = fd;
+    if (ftruncate(fd, static_cast<off_t>(sizeof(WorkerStatus))) == 0) {
+        void *p = mmap(nullptr, sizeof(WorkerStatus), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p != MAP_FAILED) slot.status = static_cast<WorkerStatus *>(p);
+    }
+    return slot;
+}
+
+void Arbiter::setup_listeners() {
+    std::vector<int> inherited;
+    const char *listen_pid = std::getenv("LISTEN_PID");
+    if (listen_pid && std::atol(listen_pid) == getpid()) {
+        // systemd socket activation: LISTEN_FDS descriptors from fd 3.
+        int n = std::atoi(std::getenv("LISTEN_FDS") ? std::getenv("LISTEN_FDS") : "0");
+        for (int i = 0; i < n; ++i) inherited.push_back(3 + i);
+        systemd_ = true;
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDS");
+    } else if (const char *fds = std::getenv("GUNICORN_FD")) {
+        inherited = parse_fd_list(fds);  // a USR2 re-exec
+        unsetenv("GUNICORN_FD");
+    }
+    if (inherited.empty()) {
+        BindOptions bo;
+        bo.backlog = cfg_.backlog;
+        bo.reuse_port = cfg_.reuse_port;
+        bo.umask = cfg_.umask;
+        listeners_ = create_listeners(cfg_.bind, bo);
+        return;
+    }
+    // Inherited sockets replace the configured addresses (arbiter.py start).
+    for (int fd : inherited) listeners_.push_back(adopt_listener(fd));
 }
 
 void Arbiter::start() {
     pid_ = getpid();
+    if (const char *gp = std::getenv("GUNICORN_PID")) master_pid_ = static_cast<pid_t>(std::atol(gp));
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    exe_ = n > 0 ? std::string(buf, static_cast<size_t>(n)) : original_argv().at(0);
+    if (getcwd(buf, sizeof buf)) start_cwd_ = buf;
     LOG_INFO("Starting cunicorn %s", CUNICORN_VERSION);
-    if (!cfg_.pidfile.empty()) pidfile_create(cfg_.pidfile, pid_);
+    if (!cfg_.pidfile.empty()) pidfile_create(pidfile_path(), pid_);
     install_master_signals();
-    BindOptions bo;
-    bo.backlog = cfg_.backlog;
-    bo.reuse_port = cfg_.reuse_port;
-    bo.umask = cfg_.umask;
-    listeners_ = create_listeners(cfg_.bind, bo);
+    setup_listeners();
     std::string urls;
     for (const Listener &l : listeners_) urls += (urls.empty() ? "" : ",") + l.url();
     LOG_INFO("Listening at: %s (%d)", urls.c_str(), pid_);
@@ -175,7 +249,8 @@ void Arbiter::start() {
             halt_reason_ = rc == 3 ? "Worker failed to boot." : "App failed to load.";
         }
     }
-    platform::set_proctitle("cunicorn: master [" + cfg_.name() + "]");
+    platform::set_proctitle("cunicorn: master [" + cfg_.name() + (master_pid_ ? ".2" : "") + "]");
+    sd_notify("READY=1\nSTATUS=cunicorn arbiter booted");
 }
 
 int Arbiter::wait_signal(int timeout_ms) {
@@ -187,8 +262,8 @@ int Arbiter::wait_signal(int timeout_ms) {
     int count = 0;
     while ((n = read(g_pipe[0], buf, sizeof buf)) > 0) {
         for (ssize_t i = 0; i < n; ++i) {
-            // A bounded queue, as gunicorn's SIG_QUEUE (5 entries): repeats
-            // of a queued signal carry no extra meaning.
+            // A bounded queue, as gunicorn's SIG_QUEUE: repeats of a queued
+            // signal carry no extra meaning.
             if (pending_.size() < 16) pending_.push_back(buf[i]);
             ++count;
         }
@@ -196,9 +271,9 @@ int Arbiter::wait_signal(int timeout_ms) {
     return count;
 }
 
-void Arbiter::spawn_worker() {
-    int tmp_fd = make_tmp_file();
-    ++worker_age_;
+void Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners) {
+    WorkerSlot slot = make_slot();
+    slot.age = ++worker_age_;
     sigset_t all, old;
     sigfillset(&all);
     // No signal may run the master's handler in the child before the
@@ -210,7 +285,8 @@ void Arbiter::spawn_worker() {
         int err = errno;
         py::after_fork_parent();
         sigprocmask(SIG_SETMASK, &old, nullptr);
-        close(tmp_fd);
+        if (slot.status) munmap(slot.status, sizeof(WorkerStatus));
+        close(slot.tmp_fd);
         LOG_ERROR("fork: %s", std::strerror(err));
         return;
     }
@@ -218,50 +294,72 @@ void Arbiter::spawn_worker() {
         py::after_fork_child();
         close(g_pipe[0]);
         close(g_pipe[1]);
-        for (auto &[wpid, slot] : workers_) close(slot.tmp_fd);
+        for (auto &[wpid, other] : workers_) {
+            if (other.status) munmap(other.status, sizeof(WorkerStatus));
+            close(other.tmp_fd);
+        }
+        // A worker of one generation must not hold the other's sockets: a
+        // listener nobody accepts on would swallow connections.
+        for (std::vector<Listener> *set : {&listeners_, &next_listeners_}) {
+            if (set == &listeners) continue;
+            for (const Listener &l : *set) {
+                bool mine = false;
+                for (const Listener &m : listeners) mine = mine || m.fd == l.fd;
+                if (!mine) close(l.fd);
+            }
+        }
         struct sigaction sa{};
         sa.sa_handler = SIG_DFL;
         sigemptyset(&sa.sa_mask);
         for (int sig : HANDLED) sigaction(sig, &sa, nullptr);
-        platform::set_proctitle("cunicorn: worker [" + cfg_.name() + "]");
+        platform::set_proctitle("cunicorn: worker [" + cfg.name() + "]");
         LOG_INFO("Booting worker with pid: %d", getpid());
         WorkerInfo info;
-        info.age = worker_age_;
+        info.age = slot.age;
         info.ppid = pid_;
-        info.heartbeat_fd = tmp_fd;
-        int rc = run_worker(cfg_, listeners_, info);
+        info.heartbeat_fd = slot.tmp_fd;
+        info.status = slot.status;
+        int rc = run_worker(cfg, listeners, info);
         py::finalize();
         _exit(rc);
     }
     py::after_fork_parent();
     sigprocmask(SIG_SETMASK, &old, nullptr);
-    WorkerSlot slot;
     slot.pid = pid;
-    slot.age = worker_age_;
-    slot.tmp_fd = tmp_fd;
     workers_[pid] = slot;
 }
 
 void Arbiter::spawn_workers() {
-    while (static_cast<int>(workers_.size()) < num_workers_ && halt_status_ < 0) spawn_worker();
+    int active = 0;
+    for (auto &[pid, slot] : workers_) active += !slot.retiring;
+    for (; active < num_workers_ && halt_status_ < 0; ++active) spawn_worker(cfg_, listeners_);
 }
 
 void Arbiter::manage_workers() {
-    if (static_cast<int>(workers_.size()) < num_workers_) spawn_workers();
-    // Too many (TTOU, HUP): retire the oldest first.
-    while (static_cast<int>(workers_.size()) > num_workers_) {
+    if (reloading_) return;  // check_reload() decides during a HUP
+    spawn_workers();
+    // Too many (TTOU, WINCH): retire the oldest first.
+    for (;;) {
+        int active = 0;
         pid_t oldest = 0;
         int age = 0;
         for (auto &[pid, slot] : workers_) {
+            if (slot.retiring) continue;
+            ++active;
             if (!oldest || slot.age < age) {
                 oldest = pid;
                 age = slot.age;
             }
         }
+        if (active <= num_workers_ || !oldest) break;
         kill_worker(oldest, SIGTERM);
-        // Counted as gone once it was told; the reap removes it.
-        break;
     }
+}
+
+void Arbiter::forget_worker(std::map<pid_t, WorkerSlot>::iterator it) {
+    if (it->second.status) munmap(it->second.status, sizeof(WorkerStatus));
+    close(it->second.tmp_fd);
+    workers_.erase(it);
 }
 
 void Arbiter::reap_workers() {
@@ -269,19 +367,25 @@ void Arbiter::reap_workers() {
         int status = 0;
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0) break;
+        if (pid == reexec_pid_) {
+            reexec_pid_ = 0;  // the new master died before promotion
+            LOG_WARNING("The re-executed master (pid:%d) exited; this master keeps serving", pid);
+            continue;
+        }
         auto it = workers_.find(pid);
         if (it == workers_.end()) continue;  // not ours (PID 1 duty): reaped silently
+        bool new_generation = reloading_ && it->second.age > reload_age_;
+        bool clean = false;
         if (WIFEXITED(status)) {
             int code = WEXITSTATUS(status);
+            clean = code == 0;
             if (code != 0) LOG_ERROR("Worker (pid:%d) exited with code %d.", pid, code);
             // Exit codes 3 and 4 mean the app cannot run: respawning would
-            // only loop (arbiter.py WORKER_BOOT_ERROR, APP_LOAD_ERROR).
-            if (code == 3 && halt_status_ < 0) {
-                halt_status_ = 3;
-                halt_reason_ = "Worker failed to boot.";
-            } else if (code == 4 && halt_status_ < 0) {
-                halt_status_ = 4;
-                halt_reason_ = "App failed to load.";
+            // only loop (arbiter.py WORKER_BOOT_ERROR, APP_LOAD_ERROR). A
+            // HUP's new generation failing only cancels the reload.
+            if ((code == 3 || code == 4) && halt_status_ < 0 && !new_generation) {
+                halt_status_ = code;
+                halt_reason_ = code == 3 ? "Worker failed to boot." : "App failed to load.";
             }
         } else if (WIFSIGNALED(status)) {
             int sig = WTERMSIG(status);
@@ -292,20 +396,33 @@ void Arbiter::reap_workers() {
             else
                 LOG_WARNING("Worker (pid:%d) was sent %s!", pid, signal_upper(sig));
         }
-        close(it->second.tmp_fd);
-        workers_.erase(it);
+        if (new_generation && !clean && !(it->second.status && it->second.status->booted)) reload_failed_ = true;
+        forget_worker(it);
     }
 }
 
 void Arbiter::murder_workers() {
     if (cfg_.timeout <= 0) return;
     time_t now = time(nullptr);
+    int64_t now_mono = now_ms();
     for (auto &[pid, slot] : workers_) {
         struct stat st;
         if (fstat(slot.tmp_fd, &st) < 0) continue;
         if (now - st.st_ctime <= cfg_.timeout) continue;
         if (!slot.aborted) {
-            LOG_CRITICAL("WORKER TIMEOUT (pid:%d)", pid);
+            const WorkerStatus *ws = slot.status;
+            if (ws && ws->request_started_ms) {
+                // Say what it was stuck on: the first question anyone asks.
+                char method[sizeof ws->method], path[sizeof ws->path], peer[sizeof ws->peer];
+                std::memcpy(method, ws->method, sizeof method);
+                std::memcpy(path, ws->path, sizeof path);
+                std::memcpy(peer, ws->peer, sizeof peer);
+                method[sizeof method - 1] = path[sizeof path - 1] = peer[sizeof peer - 1] = '\0';
+                LOG_CRITICAL("WORKER TIMEOUT (pid:%d) serving %s %s from %s for %.1f s", pid, method, path,
+                             peer[0] ? peer : "unix socket", static_cast<double>(now_mono - ws->request_started_ms) / 1000.0);
+            } else {
+                LOG_CRITICAL("WORKER TIMEOUT (pid:%d)", pid);
+            }
             slot.aborted = true;
             kill_worker(pid, SIGABRT);
         } else {
@@ -315,13 +432,12 @@ void Arbiter::murder_workers() {
 }
 
 void Arbiter::kill_worker(pid_t pid, int sig) {
+    auto it = workers_.find(pid);
     if (kill(pid, sig) < 0 && errno == ESRCH) {
-        auto it = workers_.find(pid);
-        if (it != workers_.end()) {
-            close(it->second.tmp_fd);
-            workers_.erase(it);
-        }
+        if (it != workers_.end()) forget_worker(it);
+        return;
     }
+    if (it != workers_.end() && (sig == SIGTERM || sig == SIGQUIT || sig == SIGKILL)) it->second.retiring = true;
 }
 
 void Arbiter::kill_workers(int sig) {
@@ -331,8 +447,12 @@ void Arbiter::kill_workers(int sig) {
 }
 
 void Arbiter::stop(bool graceful) {
-    // Unix socket files go with the last master (arbiter.py stop()).
-    close_listeners(listeners_, true);
+    sd_notify("STOPPING=1");
+    // The socket files belong to whichever master outlives the other: only
+    // unlink them when no USR2 partner exists (arbiter.py stop()).
+    bool unlink_unix = reexec_pid_ == 0 && master_pid_ == 0 && !systemd_ && !cfg_.reuse_port;
+    close_listeners(listeners_, unlink_unix);
+    if (reloading_) close_listeners(next_listeners_, unlink_unix);
     int sig = graceful ? SIGTERM : SIGQUIT;
     kill_workers(sig);
     int64_t deadline = now_ms() + static_cast<int64_t>(cfg_.graceful_timeout) * 1000;
@@ -355,10 +475,7 @@ void Arbiter::stop(bool graceful) {
         pid_t pid = waitpid(-1, &status, 0);
         if (pid < 0 && errno == ECHILD) break;
         auto it = workers_.find(pid);
-        if (it != workers_.end()) {
-            close(it->second.tmp_fd);
-            workers_.erase(it);
-        }
+        if (it != workers_.end()) forget_worker(it);
     }
 }
 
@@ -367,17 +484,173 @@ int Arbiter::halt(const std::string &reason, int exit_status) {
     log::Level level = exit_status == 0 ? log::Level::INFO : log::Level::ERROR;
     log::write(level, "Shutting down: Master");
     if (!reason.empty()) log::write(level, "Reason: %s", reason.c_str());
-    if (!cfg_.pidfile.empty()) pidfile_unlink(cfg_.pidfile, pid_);
+    if (!cfg_.pidfile.empty()) pidfile_unlink(pidfile_path(), pid_);
     return exit_status;
 }
 
 void Arbiter::reload() {
-    // A new generation first, then the old one retires gracefully, so
-    // there is never a moment without a worker accepting.
-    int old_age = worker_age_;
-    for (int i = 0; i < num_workers_; ++i) spawn_worker();
+    if (reloading_) {
+        LOG_WARNING("HUP ignored: the previous reload is still in progress");
+        return;
+    }
+    sd_notify("RELOADING=1");
+    // arbiter.py reload(): re-read argv, GUNICORN_CMD_ARGS and the config
+    // file. Unlike gunicorn, nothing is torn down until the new generation
+    // has booted: a bad config or app keeps the old workers serving.
+    Config next;
+    try {
+        next = load_config(original_argv());
+    } catch (const ConfigFileError &e) {
+        log::write_text(log::Level::ERROR, "Reload failed, keeping the running configuration: " +
+                                               std::string(e.what()) + "\n" + e.traceback);
+        sd_notify("READY=1");
+        return;
+    } catch (const ConfigError &e) {
+        LOG_ERROR("Reload failed, keeping the running configuration: %s", e.what());
+        sd_notify("READY=1");
+        return;
+    }
+    try {
+        log::configure(next.errorlog, log::parse_level(next.loglevel), next.accesslog, next.access_log_format);
+    } catch (const std::exception &e) {
+        LOG_ERROR("Reload failed, keeping the running configuration: %s", e.what());
+        sd_notify("READY=1");
+        return;
+    }
+    listeners_changed_ = next.bind != cfg_.bind && !systemd_;
+    if (listeners_changed_) {
+        try {
+            BindOptions bo;
+            bo.backlog = next.backlog;
+            bo.reuse_port = next.reuse_port;
+            bo.umask = next.umask;
+            next_listeners_ = create_listeners(next.bind, bo);
+        } catch (const std::exception &e) {
+            LOG_ERROR("Reload failed, keeping the running configuration: %s", e.what());
+            log::configure(cfg_.errorlog, log::parse_level(cfg_.loglevel), cfg_.accesslog, cfg_.access_log_format);
+            sd_notify("READY=1");
+            return;
+        }
+        std::string urls;
+        for (const Listener &l : next_listeners_) urls += (urls.empty() ? "" : ",") + l.url();
+        LOG_INFO("Listening at: %s (%d)", urls.c_str(), pid_);
+    }
+    for (const std::string &kv : next.raw_env) {
+        size_t eq = kv.find('=');
+        if (eq != std::string::npos) setenv(kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
+    }
+    next_cfg_ = std::move(next);
+    reloading_ = true;
+    reload_failed_ = false;
+    reload_age_ = worker_age_;
+    reload_deadline_ = now_ms() + 1000LL * std::max(30, next_cfg_.timeout);
+    for (int i = 0; i < next_cfg_.workers; ++i)
+        spawn_worker(next_cfg_, listeners_changed_ ? next_listeners_ : listeners_);
+}
+
+void Arbiter::check_reload() {
+    if (!reloading_) return;
+    int booted = 0;
     for (auto &[pid, slot] : workers_)
-        if (slot.age <= old_age) kill(pid, SIGTERM);
+        if (slot.age > reload_age_ && slot.status && slot.status->booted) ++booted;
+    if (!reload_failed_ && now_ms() > reload_deadline_) {
+        LOG_ERROR("Reload failed: the new workers did not boot in time");
+        reload_failed_ = true;
+    }
+    if (reload_failed_) {
+        // Back to the running generation: the new one goes, nothing else changes.
+        LOG_ERROR("Reload failed: keeping the old workers and configuration");
+        for (auto &[pid, slot] : workers_)
+            if (slot.age > reload_age_) kill(pid, SIGKILL);
+        if (listeners_changed_) close_listeners(next_listeners_, true);
+        try {
+            log::configure(cfg_.errorlog, log::parse_level(cfg_.loglevel), cfg_.accesslog, cfg_.access_log_format);
+        } catch (const std::exception &) {
+        }
+        reloading_ = false;
+        sd_notify("READY=1");
+        return;
+    }
+    if (booted < next_cfg_.workers) return;
+    // The new generation serves: now the old one may finish and go.
+    for (auto &[pid, slot] : workers_)
+        if (slot.age <= reload_age_) kill_worker(pid, SIGTERM);
+    if (listeners_changed_) {
+        close_listeners(listeners_, false);
+        listeners_ = std::move(next_listeners_);
+        next_listeners_.clear();
+    }
+    cfg_ = std::move(next_cfg_);
+    num_workers_ = cfg_.workers;
+    reloading_ = false;
+    platform::set_proctitle("cunicorn: master [" + cfg_.name() + (master_pid_ ? ".2" : "") + "]");
+    LOG_INFO("Reloaded: %d new workers serving", booted);
+    sd_notify("READY=1");
+}
+
+void Arbiter::reexec() {
+    if (reexec_pid_) {
+        LOG_WARNING("USR2 signal ignored. Child exists.");
+        return;
+    }
+    if (master_pid_) {
+        LOG_WARNING("USR2 signal ignored. Parent exists.");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        LOG_ERROR("fork: %s", std::strerror(errno));
+        return;
+    }
+    if (pid > 0) {
+        reexec_pid_ = pid;
+        return;
+    }
+    // The child becomes the new master: same binary, same argv, the
+    // listening sockets passed by number (arbiter.py reexec()).
+    std::string fds;
+    for (const Listener &l : listeners_) {
+        int flags = fcntl(l.fd, F_GETFD);
+        fcntl(l.fd, F_SETFD, flags & ~FD_CLOEXEC);
+        fds += (fds.empty() ? "" : ",") + std::to_string(l.fd);
+    }
+    setenv("GUNICORN_PID", std::to_string(pid_).c_str(), 1);
+    if (systemd_) {
+        setenv("LISTEN_PID", std::to_string(getpid()).c_str(), 1);
+        setenv("LISTEN_FDS", std::to_string(listeners_.size()).c_str(), 1);
+    } else {
+        setenv("GUNICORN_FD", fds.c_str(), 1);
+    }
+    if (!start_cwd_.empty() && chdir(start_cwd_.c_str()) < 0) LOG_WARNING("chdir %s: %s", start_cwd_.c_str(), std::strerror(errno));
+    const std::vector<std::string> &args = original_argv();
+    std::vector<char *> argv;
+    for (const std::string &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+    argv.push_back(nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(exe_.c_str(), argv.data());
+    LOG_ERROR("USR2: cannot execute %s: %s", exe_.c_str(), std::strerror(errno));
+    _exit(1);
+}
+
+void Arbiter::maybe_promote_master() {
+    if (!master_pid_ || getppid() == master_pid_) return;
+    // The old master is gone (we were re-parented): take over its name.
+    LOG_INFO("Master has been promoted.");
+    std::string old_pidfile = pidfile_path();
+    master_pid_ = 0;
+    unsetenv("GUNICORN_PID");
+    if (!cfg_.pidfile.empty()) {
+        pidfile_unlink(old_pidfile, pid_);
+        try {
+            pidfile_create(cfg_.pidfile, pid_);
+        } catch (const std::exception &e) {
+            LOG_ERROR("%s", e.what());
+        }
+    }
+    platform::set_proctitle("cunicorn: master [" + cfg_.name() + "]");
+    sd_notify("MAINPID=" + std::to_string(pid_));
 }
 
 void Arbiter::handle_signal(int sig) {
@@ -404,10 +677,16 @@ void Arbiter::handle_signal(int sig) {
         kill_workers(SIGUSR1);
         break;
     case SIGUSR2:
-        LOG_WARNING("USR2 (binary upgrade) is not supported yet; ignored.");
+        reexec();
         break;
     case SIGWINCH:
-        LOG_DEBUG("SIGWINCH ignored. Not daemonized");
+        if (cfg_.daemon) {
+            LOG_INFO("graceful stop of workers");
+            num_workers_ = 0;
+            kill_workers(SIGTERM);
+        } else {
+            LOG_DEBUG("SIGWINCH ignored. Not daemonized");
+        }
         break;
     default:
         break;
@@ -419,6 +698,7 @@ int Arbiter::run() {
     if (halt_status_ >= 0) return halt(halt_reason_, halt_status_);
     spawn_workers();
     for (;;) {
+        maybe_promote_master();
         wait_signal(1000);
         // Reap first: a worker that died must not be signalled again.
         reap_workers();
@@ -437,6 +717,7 @@ int Arbiter::run() {
             handle_signal(sig);
         }
         if (halt_status_ >= 0) return halt(halt_reason_, halt_status_);
+        check_reload();
         murder_workers();
         manage_workers();
     }

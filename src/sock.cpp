@@ -195,14 +195,7 @@ std::vector<Listener> create_listeners(const std::vector<std::string> &binds, co
             Address a = parse_address(b);
             Listener l;
             if (a.kind == Address::FD) {
-                sockaddr_storage ss{};
-                socklen_t len = sizeof ss;
-                if (getsockname(a.fd, reinterpret_cast<sockaddr *>(&ss), &len) < 0)
-                    throw std::runtime_error("fd://" + std::to_string(a.fd) + " is not a socket: " + std::strerror(errno));
-                l.fd = a.fd;
-                set_flags(l.fd);
-                fill_names(l);
-                out.push_back(l);
+                out.push_back(adopt_listener(a.fd));
                 continue;
             }
             for (int attempt = 0;; ++attempt) {
@@ -226,6 +219,18 @@ std::vector<Listener> create_listeners(const std::vector<std::string> &binds, co
         throw;
     }
     return out;
+}
+
+Listener adopt_listener(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) < 0)
+        throw std::runtime_error("fd://" + std::to_string(fd) + " is not a socket: " + std::strerror(errno));
+    Listener l;
+    l.fd = fd;
+    set_flags(l.fd);
+    fill_names(l);
+    return l;
 }
 
 void close_listeners(std::vector<Listener> &listeners, bool unlink_unix) {

@@ -656,9 +656,23 @@ void dispatch(Conn &c, size_t head_len) {
     ctx.sink = &sink;
     if (c.continue_sent) c.req.expect_continue = false;  // the loop already answered it
 
+    WorkerStatus *status = w.info.status;
+    if (status) {
+        // Read by the master only if this request times out.
+        auto copy = [](char *dst, size_t cap, std::string_view src) {
+            size_t n = std::min(cap - 1, src.size());
+            std::memcpy(dst, src.data(), n);
+            dst[n] = '\0';
+        };
+        copy(status->method, sizeof status->method, c.req.method);
+        copy(status->path, sizeof status->path, c.req.target);
+        copy(status->peer, sizeof status->peer, c.peer);
+        status->request_started_ms = now_ms();
+    }
     g_in_app = 1;
     wsgi::Outcome outcome = wsgi::handle(ctx, c.resp);
     g_in_app = 0;
+    if (status) status->request_started_ms = 0;
 
     c.continue_sent = false;
     if (!outcome.keep_alive || outcome.client_gone) c.close_after_write = true;
@@ -960,6 +974,7 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
 
     int rc = wsgi::app_loaded() ? 0 : wsgi::load_app(cfg);
     if (rc != 0) return rc;
+    if (info.status) info.status->booted = 1;
 
     ev::Loop loop(4096);
     if (!loop.ok()) {

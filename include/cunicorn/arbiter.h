@@ -1,14 +1,17 @@
 // The master process (gunicorn/arbiter.py): binds, forks workers, keeps
 // their number, turns signals into messages for its loop, kills silent
-// workers, and shuts down gracefully (TERM) or quickly (INT, QUIT).
+// workers, reloads (HUP), re-executes itself (USR2) and shuts down
+// gracefully (TERM) or quickly (INT, QUIT).
 #ifndef CUNICORN_ARBITER_H
 #define CUNICORN_ARBITER_H
 
 #include "cunicorn/config.h"
 #include "cunicorn/sock.h"
+#include "cunicorn/worker.h"
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,24 +28,32 @@ private:
     struct WorkerSlot {
         pid_t pid = 0;
         int age = 0;
-        int tmp_fd = -1;      // heartbeat file (unlinked)
-        bool aborted = false; // SIGABRT sent for a timeout
+        int tmp_fd = -1;              // heartbeat file (unlinked)
+        WorkerStatus *status = nullptr;  // its shared page
+        bool aborted = false;         // SIGABRT sent for a timeout
+        bool retiring = false;        // told to stop (TERM)
     };
 
     void start();
+    void setup_listeners();
     void handle_signal(int sig);
-    void spawn_worker();
+    void spawn_worker(const Config &cfg, std::vector<Listener> &listeners);
     void spawn_workers();
     void manage_workers();
     void reap_workers();
     void murder_workers();
     void kill_worker(pid_t pid, int sig);
     void kill_workers(int sig);
+    void forget_worker(std::map<pid_t, WorkerSlot>::iterator it);
     void stop(bool graceful);
     int halt(const std::string &reason, int exit_status);
     void reload();
+    void check_reload();
+    void reexec();
+    void maybe_promote_master();
     int wait_signal(int timeout_ms);
-    int make_tmp_file();
+    WorkerSlot make_slot();
+    std::string pidfile_path() const;
 
     Config cfg_;
     std::vector<Listener> listeners_;
@@ -50,10 +61,24 @@ private:
     int num_workers_ = 1;
     int worker_age_ = 0;
     pid_t pid_ = 0;
-    bool halting_ = false;
+    pid_t master_pid_ = 0;     // the old master while we are a USR2 child
+    pid_t reexec_pid_ = 0;     // our USR2 child while it runs
+    bool systemd_ = false;     // listeners came from socket activation
     int halt_status_ = -1;     // set by reap_workers on a boot failure
     std::string halt_reason_;
-    std::vector<int> pending_;  // signals read from the pipe, in order
+    std::vector<int> pending_; // signals read from the pipe, in order
+    std::string exe_;          // our own binary, for USR2
+    std::string start_cwd_;
+
+    // A HUP in progress: the new generation (workers younger than
+    // reload_age_) boots with next_cfg_ while the old one keeps serving.
+    bool reloading_ = false;
+    bool reload_failed_ = false;
+    int reload_age_ = 0;
+    int64_t reload_deadline_ = 0;
+    Config next_cfg_;
+    std::vector<Listener> next_listeners_;
+    bool listeners_changed_ = false;
 };
 
 }  // namespace cunicorn

@@ -41,6 +41,11 @@ struct BindOptions {
 std::vector<Listener> create_listeners(const std::vector<std::string> &binds, const BindOptions &opt);
 void close_listeners(std::vector<Listener> &listeners, bool unlink_unix);
 
+// Wraps an already listening descriptor (fd://N, GUNICORN_FD after a USR2
+// re-exec, systemd's LISTEN_FDS). Throws std::runtime_error when fd is not
+// a socket.
+Listener adopt_listener(int fd);
+
 }  // namespace cunicorn
 
 #endif

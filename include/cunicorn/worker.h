@@ -8,16 +8,31 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include <vector>
 
 namespace cunicorn {
 
 struct Config;
 
+// A page shared by the master and one worker (a MAP_SHARED mapping of the
+// heartbeat file, made before fork): the worker says when it has booted
+// and which request it is serving, so a timeout can be explained and a
+// HUP can wait for the new generation before retiring the old one.
+struct WorkerStatus {
+    uint32_t booted;               // the app is loaded, the loop runs
+    int64_t request_started_ms;    // CLOCK_MONOTONIC; 0 between requests
+    char method[16];
+    char path[240];
+    char peer[48];
+};
+
 struct WorkerInfo {
     int age = 0;          // spawn sequence number
     pid_t ppid = 0;       // the master; the worker exits when it changes
     int heartbeat_fd = -1;
+    WorkerStatus *status = nullptr;
 };
 
 // Runs in the forked child until it should exit; returns the exit status
