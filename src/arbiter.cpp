@@ -152,6 +152,21 @@ void sd_notify(const std::string &msg) {
     close(fd);
 }
 
+// With reuse_port, each worker binds its own TCP sockets (SO_REUSEPORT:
+// the kernel spreads connections over them, no shared accept queue), as
+// gunicorn does; unix sockets and fd:// stay with the master, since a
+// second bind of a path would steal it.
+bool per_worker_bind(const Config &cfg, const std::string &bind) {
+    return cfg.reuse_port && parse_address(bind).kind == Address::TCP;
+}
+
+std::vector<std::string> master_binds(const Config &cfg) {
+    std::vector<std::string> out;
+    for (const std::string &b : cfg.bind)
+        if (!per_worker_bind(cfg, b)) out.push_back(b);
+    return out;
+}
+
 std::vector<int> parse_fd_list(const char *text) {
     std::vector<int> fds;
     for (const char *p = text; *p;) {
@@ -219,7 +234,7 @@ void Arbiter::setup_listeners() {
         bo.backlog = cfg_.backlog;
         bo.reuse_port = cfg_.reuse_port;
         bo.umask = cfg_.umask;
-        listeners_ = create_listeners(cfg_.bind, bo);
+        listeners_ = create_listeners(master_binds(cfg_), bo);
         return;
     }
     // Inherited sockets replace the configured addresses (arbiter.py start).
@@ -239,6 +254,12 @@ void Arbiter::start() {
     setup_listeners();
     std::string urls;
     for (const Listener &l : listeners_) urls += (urls.empty() ? "" : ",") + l.url();
+    for (const std::string &b : cfg_.bind)
+        if (per_worker_bind(cfg_, b)) {
+            Address a = parse_address(b);
+            std::string host = a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
+            urls += (urls.empty() ? "" : ",") + ("http://" + host + ":" + std::to_string(a.port));
+        }
     LOG_INFO("Listening at: %s (%d)", urls.c_str(), pid_);
     LOG_INFO("Using worker: sync");
     if (cfg_.preload_app) {
@@ -319,7 +340,23 @@ void Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners) 
         info.ppid = pid_;
         info.heartbeat_fd = slot.tmp_fd;
         info.status = slot.status;
-        int rc = run_worker(cfg, listeners, info);
+        std::vector<Listener> own = listeners;
+        std::vector<std::string> worker_binds;
+        for (const std::string &b : cfg.bind)
+            if (per_worker_bind(cfg, b)) worker_binds.push_back(b);
+        if (!worker_binds.empty()) {
+            BindOptions bo;
+            bo.backlog = cfg.backlog;
+            bo.reuse_port = true;
+            bo.umask = cfg.umask;
+            try {
+                for (Listener &l : create_listeners(worker_binds, bo)) own.push_back(l);
+            } catch (const std::exception &e) {
+                LOG_ERROR("%s", e.what());
+                _exit(3);
+            }
+        }
+        int rc = run_worker(cfg, own, info);
         py::finalize();
         _exit(rc);
     }
