@@ -114,7 +114,8 @@ class ProcessSettings(unittest.TestCase):
         self.assertTrue(server.wait_for(lambda: os.path.exists(pidfile)
                                         and server.read_text(pidfile).strip(), 30))
         pid = int(server.read_text(pidfile))
-        self.addCleanup(server.kill_group, pid)  # the daemon leads its own session
+        # The daemon leads its own session; its group is not its pid.
+        self.addCleanup(server.kill_group, os.getpgid(pid))
         self.assertNotEqual(pid, os.getpid())
         self.assertEqual(cmdline(pid), 'cunicorn: master [app:app]')
         s = socket.create_connection(('127.0.0.1', port), timeout=30)
