@@ -4,7 +4,9 @@
 #   make test              unit + integration tests ("N passed, N failed")
 #   make check             the same suite against an ASan+UBSan build
 #   make fuzz              libFuzzer targets (clang), FUZZ_SECONDS each
-#   make install           PREFIX, DESTDIR, BINDIR, MANDIR honoured
+#   make install           PREFIX, DESTDIR, BINDIR, MANDIR, SHAREDIR,
+#                          SYSCONFDIR honoured; make uninstall
+#   make cunicorn-kqueue   the kqueue backend on Linux (tests/kqueue-shim)
 #   make deps              install build/test dependencies (apt-get), or
 #                          print the pkg/apk command on FreeBSD/Alpine
 #
@@ -14,9 +16,15 @@ VERSION = 0.1.0
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
-MANDIR ?= $(PREFIX)/share/man
+# Manual pages are under $(PREFIX)/man on the BSDs, $(PREFIX)/share/man
+# elsewhere (hier(7)); both makes run `!=`, neither reads the other's .if.
+MAN_SUBDIR != case "`uname -s`" in *BSD|DragonFly) echo man ;; *) echo share/man ;; esac
+MANDIR ?= $(PREFIX)/$(MAN_SUBDIR)
 SHAREDIR ?= $(PREFIX)/share
+SYSCONFDIR ?= $(PREFIX)/etc
+EXAMPLESDIR ?= $(SHAREDIR)/examples/cunicorn
 DESTDIR ?=
+EXAMPLES = etc/examples/hello.py etc/examples/gunicorn.conf.py
 
 # The system interpreter first: its packages (Flask, Django from the
 # distribution) are what a deployment imports.
@@ -38,10 +46,12 @@ LIBS = $(PY_LIBS) -lpthread
 # Sources are listed, not globbed: bmake leaves $^ empty and has no wildcard.
 CORE_SRCS = src/http_parser.cpp src/http_writer.cpp src/log.cpp src/ev.cpp \
 	src/ev_epoll.cpp src/ev_kqueue.cpp src/sock.cpp src/config.cpp \
-	src/pyembed.cpp src/wsgi.cpp src/worker.cpp src/arbiter.cpp src/platform.cpp
+	src/pyembed.cpp src/wsgi.cpp src/hooks.cpp src/worker.cpp \
+	src/arbiter.cpp src/platform.cpp
 CORE_OBJS = src/http_parser.o src/http_writer.o src/log.o src/ev.o \
 	src/ev_epoll.o src/ev_kqueue.o src/sock.o src/config.o \
-	src/pyembed.o src/wsgi.o src/worker.o src/arbiter.o src/platform.o
+	src/pyembed.o src/wsgi.o src/hooks.o src/worker.o \
+	src/arbiter.o src/platform.o
 UNIT_SRCS = tests/unit/main.cpp tests/unit/test_http_parser.cpp \
 	tests/unit/test_conformance.cpp tests/unit/test_http_writer.cpp \
 	tests/unit/test_log.cpp tests/unit/test_config.cpp
@@ -71,6 +81,15 @@ $(CORE_OBJS) src/main.o $(UNIT_OBJS): include/cunicorn/*.h
 cunicorn-asan: $(CORE_SRCS) src/main.cpp include/cunicorn/*.h
 	$(CXX) $(PROJECT_CXXFLAGS) $(SANITIZE) -o $@ src/main.cpp $(CORE_SRCS) $(LIBS)
 
+# The kqueue backend on Linux: kqueue() and kevent() emulated on epoll by a
+# test-only shim (README, "BSD build"). One command, as the sanitizer builds;
+# -isystem as for the real header (struct kevent and kevent() share a name).
+KQUEUE_SHIM = -DCUNICORN_KQUEUE_SHIM -isystem tests/kqueue-shim
+cunicorn-kqueue: $(CORE_SRCS) src/main.cpp include/cunicorn/*.h \
+		tests/kqueue-shim/kqueue_shim.cpp tests/kqueue-shim/sys/event.h
+	$(CXX) $(PROJECT_CXXFLAGS) $(KQUEUE_SHIM) -o $@ src/main.cpp $(CORE_SRCS) \
+		tests/kqueue-shim/kqueue_shim.cpp $(LIBS)
+
 tests/unit/unit-tests-asan: $(CORE_SRCS) $(UNIT_SRCS) include/cunicorn/*.h
 	$(CXX) $(PROJECT_CXXFLAGS) $(SANITIZE) -o $@ $(UNIT_SRCS) $(CORE_SRCS) $(LIBS)
 
@@ -96,23 +115,36 @@ deps:
 run: cunicorn
 	./cunicorn --chdir etc/examples -b 127.0.0.1:8000 hello:app
 
+# The service scripts are installed as examples: a package copies them to
+# the init system's directory, where they would act on the host (README,
+# "Installing"). The sample config never overwrites a real one.
 install: cunicorn
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
-		$(DESTDIR)$(SHAREDIR)/examples/cunicorn
+		$(DESTDIR)$(SYSCONFDIR)/cunicorn $(DESTDIR)$(EXAMPLESDIR)/rc.d \
+		$(DESTDIR)$(EXAMPLESDIR)/init.d $(DESTDIR)$(EXAMPLESDIR)/conf.d \
+		$(DESTDIR)$(EXAMPLESDIR)/systemd
 	install -m 755 cunicorn $(DESTDIR)$(BINDIR)/cunicorn
 	install -m 644 man/cunicorn.1 $(DESTDIR)$(MANDIR)/man1/cunicorn.1
 	install -m 644 man/cunicorn.conf.5 $(DESTDIR)$(MANDIR)/man5/cunicorn.conf.5
-	install -m 644 etc/examples/hello.py etc/examples/gunicorn.conf.py \
-		$(DESTDIR)$(SHAREDIR)/examples/cunicorn
+	install -m 644 etc/examples/gunicorn.conf.py \
+		$(DESTDIR)$(SYSCONFDIR)/cunicorn/gunicorn.conf.py.sample
+	install -m 644 $(EXAMPLES) $(DESTDIR)$(EXAMPLESDIR)
+	install -m 755 etc/rc.d/cunicorn $(DESTDIR)$(EXAMPLESDIR)/rc.d/cunicorn
+	install -m 755 etc/init.d/cunicorn $(DESTDIR)$(EXAMPLESDIR)/init.d/cunicorn
+	install -m 644 etc/conf.d/cunicorn $(DESTDIR)$(EXAMPLESDIR)/conf.d/cunicorn
+	install -m 644 etc/systemd/cunicorn.service etc/systemd/cunicorn.socket \
+		$(DESTDIR)$(EXAMPLESDIR)/systemd
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cunicorn $(DESTDIR)$(MANDIR)/man1/cunicorn.1 \
-		$(DESTDIR)$(MANDIR)/man5/cunicorn.conf.5
-	rm -rf $(DESTDIR)$(SHAREDIR)/examples/cunicorn
+		$(DESTDIR)$(MANDIR)/man5/cunicorn.conf.5 \
+		$(DESTDIR)$(SYSCONFDIR)/cunicorn/gunicorn.conf.py.sample
+	rm -rf $(DESTDIR)$(EXAMPLESDIR)
+	rmdir $(DESTDIR)$(SYSCONFDIR)/cunicorn 2>/dev/null || true
 
 clean:
-	rm -f cunicorn cunicorn-asan src/*.o tests/unit/*.o tests/unit/unit-tests \
-		tests/unit/unit-tests-asan
+	rm -f cunicorn cunicorn-asan cunicorn-kqueue src/*.o tests/unit/*.o \
+		tests/unit/unit-tests tests/unit/unit-tests-asan
 	rm -rf tests/fuzz/build
 
 .PHONY: all test check fuzz deps run install uninstall clean

@@ -3,6 +3,7 @@
 // murders silent workers and tops up the worker count.
 #include "cunicorn/arbiter.h"
 
+#include "cunicorn/hooks.h"
 #include "cunicorn/log.h"
 #include "cunicorn/platform.h"
 #include "cunicorn/pyembed.h"
@@ -184,6 +185,21 @@ std::vector<int> parse_fd_list(const char *text) {
 
 Arbiter::Arbiter(Config cfg) : cfg_(std::move(cfg)) { num_workers_ = cfg_.workers; }
 
+// The master as server hooks see it (hooks.h).
+hooks::Server Arbiter::hook_server() {
+    hooks::Server s;
+    s.cfg = &cfg_;
+    s.pid = pid_;
+    s.num_workers = &num_workers_;
+    s.worker_age = worker_age_;
+    s.listeners = &listeners_;
+    s.master_pid = master_pid_;
+    s.reexec_pid = reexec_pid_;
+    s.master_name = master_pid_ ? "Master.2" : "Master";
+    for (auto &[wpid, slot] : workers_) s.workers.push_back({wpid, slot.age, slot.tmp_fd, slot.aborted});
+    return s;
+}
+
 std::string Arbiter::pidfile_path() const {
     // A re-executed master writes <pidfile>.2 until the old one is gone.
     return master_pid_ ? cfg_.pidfile + ".2" : cfg_.pidfile;
@@ -250,6 +266,8 @@ void Arbiter::start() {
     if (getcwd(buf, sizeof buf)) start_cwd_ = buf;
     LOG_INFO("Starting cunicorn %s", CUNICORN_VERSION);
     if (!cfg_.pidfile.empty()) pidfile_create(pidfile_path(), pid_);
+    hooks::nworkers_changed(hook_server(), num_workers_, -1);
+    hooks::on_starting(hook_server());
     install_master_signals();
     setup_listeners();
     std::string urls;
@@ -272,6 +290,7 @@ void Arbiter::start() {
     }
     platform::set_proctitle("cunicorn: master [" + cfg_.name() + (master_pid_ ? ".2" : "") + "]");
     sd_notify("READY=1\nSTATUS=cunicorn arbiter booted");
+    if (halt_status_ < 0) hooks::when_ready(hook_server());
 }
 
 int Arbiter::wait_signal(int timeout_ms) {
@@ -295,6 +314,10 @@ int Arbiter::wait_signal(int timeout_ms) {
 void Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners) {
     WorkerSlot slot = make_slot();
     slot.age = ++worker_age_;
+    hooks::Server hs = hook_server();
+    hs.cfg = &cfg;
+    hs.listeners = &listeners;
+    hooks::pre_fork(hs, {0, slot.age, slot.tmp_fd, false});
     sigset_t all, old;
     sigfillset(&all);
     // No signal may run the master's handler in the child before the
@@ -356,6 +379,8 @@ void Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners) 
                 _exit(3);
             }
         }
+        hs.listeners = &own;
+        hooks::post_fork(hs, {0, slot.age, slot.tmp_fd, false});
         int rc = run_worker(cfg, own, info);
         py::finalize();
         _exit(rc);
@@ -413,6 +438,7 @@ void Arbiter::reap_workers() {
         if (it == workers_.end()) continue;  // not ours (PID 1 duty): reaped silently
         bool new_generation = reloading_ && it->second.age > reload_age_;
         bool clean = false;
+        bool halts = false;
         if (WIFEXITED(status)) {
             int code = WEXITSTATUS(status);
             clean = code == 0;
@@ -423,6 +449,7 @@ void Arbiter::reap_workers() {
             if ((code == 3 || code == 4) && halt_status_ < 0 && !new_generation) {
                 halt_status_ = code;
                 halt_reason_ = code == 3 ? "Worker failed to boot." : "App failed to load.";
+                halts = true;
             }
         } else if (WIFSIGNALED(status)) {
             int sig = WTERMSIG(status);
@@ -434,7 +461,9 @@ void Arbiter::reap_workers() {
                 LOG_WARNING("Worker (pid:%d) was sent %s!", pid, signal_upper(sig));
         }
         if (new_generation && !clean && !(it->second.status && it->second.status->booted)) reload_failed_ = true;
+        hooks::WorkerSlot gone{pid, it->second.age, it->second.tmp_fd, it->second.aborted};
         forget_worker(it);
+        if (!halts) hooks::child_exit(hook_server(), gone);
     }
 }
 
@@ -471,7 +500,11 @@ void Arbiter::murder_workers() {
 void Arbiter::kill_worker(pid_t pid, int sig) {
     auto it = workers_.find(pid);
     if (kill(pid, sig) < 0 && errno == ESRCH) {
-        if (it != workers_.end()) forget_worker(it);
+        if (it != workers_.end()) {
+            hooks::WorkerSlot gone{pid, it->second.age, it->second.tmp_fd, it->second.aborted};
+            forget_worker(it);
+            hooks::worker_exit(hook_server(), gone);
+        }
         return;
     }
     if (it != workers_.end() && (sig == SIGTERM || sig == SIGQUIT || sig == SIGKILL)) it->second.retiring = true;
@@ -522,6 +555,7 @@ int Arbiter::halt(const std::string &reason, int exit_status) {
     log::write(level, "Shutting down: Master");
     if (!reason.empty()) log::write(level, "Reason: %s", reason.c_str());
     if (!cfg_.pidfile.empty()) pidfile_unlink(pidfile_path(), pid_);
+    hooks::on_exit(hook_server());
     return exit_status;
 }
 
@@ -577,6 +611,12 @@ void Arbiter::reload() {
         if (eq != std::string::npos) setenv(kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
     }
     next_cfg_ = std::move(next);
+    {
+        hooks::Server hs = hook_server();
+        hs.cfg = &next_cfg_;
+        hs.listeners = listeners_changed_ ? &next_listeners_ : &listeners_;
+        hooks::on_reload(hs);
+    }
     reloading_ = true;
     reload_failed_ = false;
     reload_age_ = worker_age_;
@@ -618,7 +658,9 @@ void Arbiter::check_reload() {
         next_listeners_.clear();
     }
     cfg_ = std::move(next_cfg_);
+    int old_workers = num_workers_;
     num_workers_ = cfg_.workers;
+    hooks::nworkers_changed(hook_server(), num_workers_, old_workers);
     reloading_ = false;
     platform::set_proctitle("cunicorn: master [" + cfg_.name() + (master_pid_ ? ".2" : "") + "]");
     LOG_INFO("Reloaded: %d new workers serving", booted);
@@ -634,15 +676,20 @@ void Arbiter::reexec() {
         LOG_WARNING("USR2 signal ignored. Parent exists.");
         return;
     }
+    py::before_fork();
     pid_t pid = fork();
     if (pid < 0) {
+        py::after_fork_parent();
         LOG_ERROR("fork: %s", std::strerror(errno));
         return;
     }
     if (pid > 0) {
+        py::after_fork_parent();
         reexec_pid_ = pid;
         return;
     }
+    py::after_fork_child();
+    hooks::pre_exec(hook_server());
     // The child becomes the new master: same binary, same argv, the
     // listening sockets passed by number (arbiter.py reexec()).
     std::string fds;
@@ -703,10 +750,14 @@ void Arbiter::handle_signal(int sig) {
         break;
     case SIGTTIN:
         ++num_workers_;
+        hooks::nworkers_changed(hook_server(), num_workers_, num_workers_ - 1);
         manage_workers();
         break;
     case SIGTTOU:
-        if (num_workers_ > 1) --num_workers_;
+        if (num_workers_ > 1) {
+            --num_workers_;
+            hooks::nworkers_changed(hook_server(), num_workers_, num_workers_ + 1);
+        }
         manage_workers();
         break;
     case SIGUSR1:
@@ -719,7 +770,9 @@ void Arbiter::handle_signal(int sig) {
     case SIGWINCH:
         if (cfg_.daemon) {
             LOG_INFO("graceful stop of workers");
+            int old_workers = num_workers_;
             num_workers_ = 0;
+            hooks::nworkers_changed(hook_server(), 0, old_workers);
             kill_workers(SIGTERM);
         } else {
             LOG_DEBUG("SIGWINCH ignored. Not daemonized");

@@ -7,6 +7,7 @@
 
 #include "cunicorn/config.h"
 #include "cunicorn/ev.h"
+#include "cunicorn/hooks.h"
 #include "cunicorn/http_parser.h"
 #include "cunicorn/http_writer.h"
 #include "cunicorn/log.h"
@@ -167,6 +168,7 @@ struct Conn {
     size_t out_off = 0;
     http::Request req;
     http::Response resp;
+    hooks::RequestRef hook_req;  // pre_request's req, until the app gets it
 
     Phase phase = Phase::READING;
     bool close_after_write = false;
@@ -225,8 +227,14 @@ void on_signal(int sig) {
     int saved = errno;
     // QUIT and INT are quick: while the app runs there is nothing to wait
     // for (gunicorn's handle_quit exits from inside the handler too).
+    // No Python may run in a handler, so worker_int is skipped then
+    // (hooks.h, worker_int).
     if ((sig == SIGQUIT || sig == SIGINT) && g_in_app) _exit(0);
-    if (sig == SIGABRT) _exit(1);
+    // ABRT (the master's timeout): with worker_abort or worker_exit set,
+    // the interpreter runs them at its next bytecode boundary, even inside
+    // a stuck app, or the loop does on reading the pipe; the master's
+    // SIGKILL is the backstop. Without them, exit at once.
+    if (sig == SIGABRT && !hooks::signal_abort()) _exit(1);
     auto b = static_cast<unsigned char>(sig);
     (void)!write(g_sig_pipe[1], &b, 1);
     errno = saved;
@@ -669,6 +677,7 @@ void dispatch(Conn &c, size_t head_len) {
         copy(status->peer, sizeof status->peer, c.peer);
         status->request_started_ms = now_ms();
     }
+    if (c.hook_req) hooks::begin_request(c.hook_req);  // post_request gets it
     g_in_app = 1;
     wsgi::Outcome outcome = wsgi::handle(ctx, c.resp);
     g_in_app = 0;
@@ -729,6 +738,16 @@ void process(Conn &c) {
         if (hr.status == http::Status::NEED_MORE) {
             if (c.peer_closed) c.close_after_write = true;  // a truncated head: nothing to answer
             break;
+        }
+        if (hooks::request_hooks() && !c.hook_req) {
+            // pre_request: once per request, before any 100 Continue.
+            hooks::RequestInfo hi;
+            hi.req = &c.req;
+            hi.peer = c.listener->family == AF_UNIX ? std::string_view() : std::string_view(c.peer);
+            hi.peer_port = c.peer_port;
+            hi.req_number = c.requests + 1;
+            hi.proxy = c.has_proxy ? &c.proxy : nullptr;
+            hooks::pre_request(c.hook_req, hi);
         }
         if (c.req.expect_continue && !c.continue_sent && c.req.body != http::BodyKind::NONE &&
             !body_ready(c, hr.consumed)) {
@@ -876,8 +895,12 @@ void on_signal_pipe(ev::Loop &, int fd, int, void *) {
                 break;
             case SIGQUIT:
             case SIGINT:
+                hooks::worker_int();
                 LOG_INFO("Worker exiting (pid: %d)", getpid());
+                hooks::worker_exit();
                 _exit(0);
+            case SIGABRT:
+                hooks::abort_worker();  // only with hooks armed (on_signal)
             case SIGUSR1:
                 log::reopen();
                 break;
@@ -969,6 +992,22 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
                    : cfg.proxy_protocol == "auto" ? http::ProxyProtocol::AUTO
                                                   : http::ProxyProtocol::OFF;
     install_signals();
+    hooks::WorkerProcess hw;
+    hw.cfg = &cfg;
+    hw.info = info;
+    hw.listeners = &listeners;
+    hw.max_requests = w.max_requests;
+    hw.nr = &w.nr;
+    hw.stopping = &w.stopping;
+    hw.stop = [] {  // worker.alive = False from a hook, as max_requests does
+        if (g_worker.stopping) return;
+        g_worker.stopping = true;
+        g_worker.stop_deadline = now_ms() + static_cast<int64_t>(g_worker.cfg->graceful_timeout) * 1000;
+    };
+    hooks::worker_init(hw);
+    struct ExitHook {
+        ~ExitHook() { hooks::worker_exit(); }  // on every way out of here
+    } exit_hook;
     heartbeat(info.heartbeat_fd);
     if (!drop_privileges(cfg, info)) return 3;
 
@@ -986,6 +1025,7 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
     loop.add(g_sig_pipe[0], ev::READABLE, on_signal_pipe, nullptr);
     for (Listener &l : listeners) loop.add(l.fd, ev::READABLE, on_conn_event, nullptr);
     w.accepting = true;
+    hooks::post_worker_init();
 
     int64_t last_sweep = now_ms();
     for (;;) {

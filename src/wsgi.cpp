@@ -7,6 +7,7 @@
 #include "cunicorn/wsgi.h"
 
 #include "cunicorn/config.h"
+#include "cunicorn/hooks.h"
 #include "cunicorn/log.h"
 #include "cunicorn/pyref.h"
 
@@ -836,6 +837,7 @@ void setup(PyObject *app, const Config &cfg) {
     }
     Py_XINCREF(app);
     Py_XSETREF(g_app, app);
+    hooks::set_app(g_app);  // worker.wsgi, app.wsgi()
     g_sendfile = cfg.sendfile;
     g_file_wrapper_type = reinterpret_cast<PyObject *>(&FileWrapperType);
 
@@ -1022,6 +1024,7 @@ Outcome handle(RequestContext &ctx, http::Response &resp) {
         access_log(st, environ.get(), us);
     }
     PyErr_Clear();
+    if (hooks::request_hooks()) hooks::post_request(environ.get(), resp);  // finished or failed
     return out;
 }
 

@@ -6,6 +6,7 @@
 #define CUNICORN_ARBITER_H
 
 #include "cunicorn/config.h"
+#include "cunicorn/hooks.h"
 #include "cunicorn/sock.h"
 #include "cunicorn/worker.h"
 
@@ -54,6 +55,7 @@ private:
     int wait_signal(int timeout_ms);
     WorkerSlot make_slot();
     std::string pidfile_path() const;
+    hooks::Server hook_server();
 
     Config cfg_;
     std::vector<Listener> listeners_;
