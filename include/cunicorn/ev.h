@@ -8,11 +8,13 @@
 #include <cstddef>
 #include <vector>
 
-#if defined(__linux__)
-#define CUNICORN_EV_EPOLL 1
-#elif defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || \
+// CUNICORN_KQUEUE_SHIM (make cunicorn-kqueue) selects kqueue on Linux too,
+// against the test-only emulation in tests/kqueue-shim.
+#if defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || \
     defined(__DragonFly__) || defined(__APPLE__) || defined(CUNICORN_KQUEUE_SHIM)
 #define CUNICORN_EV_KQUEUE 1
+#elif defined(__linux__)
+#define CUNICORN_EV_EPOLL 1
 #endif
 
 namespace cunicorn::ev {
