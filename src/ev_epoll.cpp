@@ -19,6 +19,9 @@ static uint32_t to_epoll(int mask) {
     uint32_t e = 0;
     if (mask & READABLE) e |= EPOLLIN;
     if (mask & WRITABLE) e |= EPOLLOUT;
+#ifdef EPOLLEXCLUSIVE
+    if (mask & EXCLUSIVE) e |= EPOLLEXCLUSIVE;
+#endif
     return e;
 }
 
@@ -37,6 +40,8 @@ void backend_free(Loop::Backend *b) {
 }
 
 int backend_add(Loop::Backend *b, int fd, int old_mask, int new_mask) {
+    // EPOLLEXCLUSIVE is only accepted with EPOLL_CTL_ADD.
+    if (old_mask != NONE) new_mask &= ~EXCLUSIVE;
     epoll_event ev{};
     ev.events = to_epoll(new_mask);
     ev.data.fd = fd;
@@ -44,7 +49,7 @@ int backend_add(Loop::Backend *b, int fd, int old_mask, int new_mask) {
 }
 
 int backend_del(Loop::Backend *b, int fd, int old_mask, int removed_mask) {
-    int left = old_mask & ~removed_mask;
+    int left = old_mask & ~removed_mask & ~EXCLUSIVE;
     epoll_event ev{};
     ev.events = to_epoll(left);
     ev.data.fd = fd;

@@ -52,6 +52,11 @@ constexpr uint64_t DRAIN_LIMIT = 1024 * 1024;
 // Graceful close: how long to read and discard after shutdown(SHUT_WR).
 constexpr int LINGER_MS = 2000;
 constexpr int ACCEPT_BATCH = 1;
+#ifdef MSG_MORE
+constexpr int SEND_MORE = MSG_MORE;  // Linux: coalesce the head with the file
+#else
+constexpr int SEND_MORE = 0;
+#endif
 
 int64_t now_ms() {
     timespec ts;
@@ -327,7 +332,7 @@ bool write_some(Conn &c, const char *&extra, size_t &extra_len) {
         msg.msg_iov = iov;
         msg.msg_iovlen = static_cast<decltype(msg.msg_iovlen)>(n);
         // MSG_MORE: the head goes out in one segment with the file after it.
-        ssize_t w = sendmsg(c.fd, &msg, MSG_NOSIGNAL | (c.file_left ? MSG_MORE : 0));
+        ssize_t w = sendmsg(c.fd, &msg, MSG_NOSIGNAL | (c.file_left ? SEND_MORE : 0));
         if (w < 0) {
             if (errno == EINTR) continue;
             return errno == EAGAIN || errno == EWOULDBLOCK;
@@ -516,7 +521,7 @@ void close_conn(Conn &c) {
     w.conns[static_cast<size_t>(c.fd)] = nullptr;
     --w.nconns;
     if (w.stopping == false && !w.accepting && w.nconns < static_cast<size_t>(w.cfg->worker_connections)) {
-        for (Listener &l : *w.listeners) w.loop->add(l.fd, ev::READABLE, on_conn_event, nullptr);
+        for (Listener &l : *w.listeners) w.loop->add(l.fd, ev::READABLE | ev::EXCLUSIVE, on_conn_event, nullptr);
         w.accepting = true;
     }
     delete &c;
@@ -849,7 +854,7 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
             c->deadline = now_ms() + w.io_timeout_ms;
             w.loop->add(cfd, ev::READABLE, on_conn_event, c);
             if (w.nconns >= static_cast<size_t>(w.cfg->worker_connections)) {
-                for (Listener &ll : *w.listeners) w.loop->remove(ll.fd, ev::READABLE);
+                for (Listener &ll : *w.listeners) w.loop->remove(ll.fd, ev::READABLE | ev::EXCLUSIVE);
                 w.accepting = false;
             }
         }
@@ -869,7 +874,7 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
 
 void stop_accepting(Worker &w) {
     for (Listener &l : *w.listeners) {
-        w.loop->remove(l.fd, ev::READABLE);
+        w.loop->remove(l.fd, ev::READABLE | ev::EXCLUSIVE);
         close(l.fd);
         l.fd = -1;
     }
@@ -1023,7 +1028,7 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
     w.loop = &loop;
     loop.set_sleep_hooks(wsgi::release_gil, wsgi::acquire_gil, nullptr);
     loop.add(g_sig_pipe[0], ev::READABLE, on_signal_pipe, nullptr);
-    for (Listener &l : listeners) loop.add(l.fd, ev::READABLE, on_conn_event, nullptr);
+    for (Listener &l : listeners) loop.add(l.fd, ev::READABLE | ev::EXCLUSIVE, on_conn_event, nullptr);
     w.accepting = true;
     hooks::post_worker_init();
 

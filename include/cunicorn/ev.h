@@ -19,7 +19,14 @@
 
 namespace cunicorn::ev {
 
-enum : int { NONE = 0, READABLE = 1, WRITABLE = 2 };
+enum : int {
+    NONE = 0,
+    READABLE = 1,
+    WRITABLE = 2,
+    // For a listener shared by several processes: wake one waiter per
+    // event instead of all of them (EPOLLEXCLUSIVE; kqueue has no herd).
+    EXCLUSIVE = 4,
+};
 
 class Loop;
 // Called with the mask of what fired. Errors and hang-ups are reported as
