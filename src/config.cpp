@@ -795,6 +795,16 @@ static V v_chdir(const V &v) {
     return V::str(path);
 }
 
+// virtualenv: made absolute (relative to the start-up directory, where
+// the command line and $VIRTUAL_ENV were given); "" means none. Whether
+// it is a virtualenv is checked for the final value only (apply), so a
+// stale $VIRTUAL_ENV does not matter when a file or option overrides it.
+static V v_virtualenv(const V &v) {
+    V s = v_string(v);
+    if (s.kind == V::NONE || s.s.empty()) return V::none();
+    return V::str(abspath(s.s));
+}
+
 static V v_statsd_address(const V &v) {
     V s = v_string(v);
     if (s.kind == V::NONE) return s;
@@ -928,6 +938,12 @@ static V d_forwarded_allow_ips() {
 }
 
 static V d_chdir() { return V::str(startup_dir()); }
+
+static V d_virtualenv() {
+    const char *env = std::getenv("VIRTUAL_ENV");
+    return env && *env ? V::str(env) : V::none();
+}
+
 static V d_user() { return V::integer(static_cast<long long>(geteuid())); }
 static V d_group() { return V::integer(static_cast<long long>(getegid())); }
 
@@ -1145,6 +1161,50 @@ static void apply_pythonpath(Config &c, const V &v) {
     c.pythonpath.clear();
     if (v.kind == V::NONE) return;
     for (const auto &p : split(as_string(v), ",")) c.pythonpath.push_back(abspath(p));
+}
+
+static void apply_virtualenv(Config &c, const V &v) {
+    c.virtualenv = as_string(v);
+    if (c.virtualenv.empty()) return;
+    py::Virtualenv venv;
+    std::string why = py::inspect_virtualenv(c.virtualenv, venv);
+    if (why.empty()) return;
+    const char *env = std::getenv("VIRTUAL_ENV");
+    if (env && *env && abspath(strip(env)) == c.virtualenv) why = "from $VIRTUAL_ENV: " + why;
+    throw Invalid{why};
+}
+
+// The master creates the pidfile and opens the log files after the
+// configuration is loaded; a missing directory is found here instead, so
+// that --check-config reports it too (the deployment guides'
+// "/home/your_path/gunicorn.pid"). Worded as the arbiter's pidfile error.
+static void check_parent_dir(const char *setting, const std::string &path) {
+    size_t slash = path.find_last_of('/');
+    if (slash == std::string::npos) return;  // the working directory
+    std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+    std::string what = std::string(setting) + ": cannot write " + repr_str(path) + ": ";
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0) {
+        if (errno == ENOENT) throw ConfigError(what + "directory " + repr_str(dir) + " does not exist");
+        throw ConfigError(what + repr_str(dir) + ": " + std::strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode)) throw ConfigError(what + repr_str(dir) + " is not a directory");
+}
+
+static void apply_pidfile(Config &c, const V &v) {
+    c.pidfile = as_string(v);
+    if (!c.pidfile.empty()) check_parent_dir("pidfile", c.pidfile);
+}
+
+// "-" is stdout (accesslog) or stderr (errorlog).
+static void apply_accesslog(Config &c, const V &v) {
+    c.accesslog = as_string(v);
+    if (!c.accesslog.empty() && c.accesslog != "-") check_parent_dir("accesslog", c.accesslog);
+}
+
+static void apply_errorlog(Config &c, const V &v) {
+    c.errorlog = as_string(v);
+    if (!c.errorlog.empty() && c.errorlog != "-") check_parent_dir("errorlog", c.errorlog);
 }
 
 static void apply_worker_tmp_dir(Config &c, const V &v) {
@@ -1383,7 +1443,7 @@ std::vector<Setting> build_table() {
                     .to(store<&Config::raw_env>)
                     .help("Set environment variables in the execution environment (KEY=VALUE); repeatable."));
     t.push_back(str_row("pidfile", MECHANICS, {"-p", "--pid"}, "FILE", d_none)
-                    .to(store<&Config::pidfile>)
+                    .to(apply_pidfile)
                     .help("A filename to use for the PID file."));
     t.push_back(str_row("worker_tmp_dir", MECHANICS, {"--worker-tmp-dir"}, "DIR", d_none)
                     .to(apply_worker_tmp_dir)
@@ -1420,7 +1480,7 @@ std::vector<Setting> build_table() {
 
     // Logging
     t.push_back(str_row("accesslog", LOGGING, {"--access-logfile"}, "FILE", d_none)
-                    .to(store<&Config::accesslog>)
+                    .to(apply_accesslog)
                     .help("The Access log file to write to ('-' means stdout)."));
     t.push_back(flag_row("disable_redirect_access_to_syslog", LOGGING, {"--disable-redirect-access-to-syslog"})
                     .no_effect(NO_SYSLOG)
@@ -1430,7 +1490,7 @@ std::vector<Setting> build_table() {
                     .to(store<&Config::access_log_format>)
                     .help("The access log format."));
     t.push_back(str_row("errorlog", LOGGING, {"--error-logfile", "--log-file"}, "FILE", [] { return V::str("-"); })
-                    .to(store<&Config::errorlog>)
+                    .to(apply_errorlog)
                     .help("The Error log file to write to ('-' means stderr)."));
     t.push_back(str_row("loglevel", LOGGING, {"--log-level"}, "LEVEL", [] { return V::str("info"); })
                     .to(apply_loglevel)
@@ -1731,6 +1791,13 @@ std::vector<Setting> build_table() {
                     .no_effect("cunicorn has no control socket yet, so it is always disabled")
                     .help("Do not create the control socket."));
 
+    // cunicorn's own settings, after Gunicorn's.
+    t.push_back(str_row("virtualenv", MECHANICS, {"--virtualenv"}, "DIR", d_virtualenv)
+                    .check(v_virtualenv)
+                    .to(apply_virtualenv)
+                    .help("The virtualenv to run the application in (python3 -m venv DIR), made by the "
+                          "Python cunicorn runs; $VIRTUAL_ENV if not set."));
+
     std::vector<Setting> out;
     out.reserve(t.size());
     for (auto &r : t) out.push_back(std::move(r.s));
@@ -1971,7 +2038,9 @@ V convert(const Setting &s, const std::string &raw) {
     return V::integer(p.value);
 }
 
-Parsed parse_args(const std::vector<std::string> &args) {
+// lenient: collect what can be read and report nothing (help, version
+// and errors alike), for early_virtualenv(); load_config parses again.
+Parsed parse_args(const std::vector<std::string> &args, bool lenient = false) {
     const auto &table = settings_table();
     Parsed out;
     // argparse classifies every argument before consuming any, so an
@@ -1983,7 +2052,13 @@ Parsed parse_args(const std::vector<std::string> &args) {
             dashdash = k;
             break;
         }
-        kinds.push_back(classify(args[k]));
+        try {
+            kinds.push_back(classify(args[k]));
+        } catch (const UsageError &) {
+            if (!lenient) throw;
+            kinds.emplace_back();
+            kinds.back().kind = Classified::UNKNOWN;
+        }
     }
     std::vector<std::string> extras;
     for (size_t k = 0; k < dashdash; ++k) {
@@ -1997,6 +2072,7 @@ Parsed parse_args(const std::vector<std::string> &args) {
             continue;
         }
         for (;;) {
+            if (c.opt->setting < 0 && lenient) break;
             if (c.opt->setting < 0) {
                 // "-hv" acts as -h (it comes first); "--help=x" is an error.
                 if (c.has_explicit && c.opt->flag[1] == '-')
@@ -2014,6 +2090,7 @@ Parsed parse_args(const std::vector<std::string> &args) {
                 // "-DR": the rest of a single-dash flag is more flags.
                 if (c.opt->flag[1] != '-' && !c.explicit_arg.empty()) {
                     const OptionString *next = exact_option(std::string("-") + c.explicit_arg[0]);
+                    if (!next && lenient) break;
                     if (!next)
                         throw UsageError("argument " + arg_name(s) + ": ignored explicit argument " +
                                          repr_str(c.explicit_arg));
@@ -2023,6 +2100,7 @@ Parsed parse_args(const std::vector<std::string> &args) {
                     c.explicit_arg = rest;
                     continue;
                 }
+                if (lenient) break;
                 throw UsageError("argument " + arg_name(s) + ": ignored explicit argument " + repr_str(c.explicit_arg));
             }
             std::string raw;
@@ -2038,8 +2116,15 @@ Parsed parse_args(const std::vector<std::string> &args) {
                 out.values[idx] = have ? V::str(raw) : V::str(s.optional_const);
                 break;
             }
+            if (!have && lenient) break;
             if (!have) throw UsageError("argument " + arg_name(s) + ": expected one argument");
-            V v = convert(s, raw);
+            V v;
+            try {
+                v = convert(s, raw);
+            } catch (const UsageError &) {
+                if (!lenient) throw;
+                break;
+            }
             if (s.action == CliAction::APPEND) {
                 V &list = out.values[idx];
                 list.kind = V::LIST;
@@ -2051,7 +2136,7 @@ Parsed parse_args(const std::vector<std::string> &args) {
         }
     }
     for (size_t k = dashdash + 1; k < args.size(); ++k) out.positionals.push_back(args[k]);
-    if (!extras.empty()) throw UsageError("unrecognized arguments: " + join(extras, " "));
+    if (!extras.empty() && !lenient) throw UsageError("unrecognized arguments: " + join(extras, " "));
     return out;
 }
 
@@ -2115,6 +2200,47 @@ static std::map<std::string, py::Ref> &python_objects() {
 }
 
 const std::vector<std::string> &original_argv() { return g_argv; }
+
+std::string early_virtualenv(const std::vector<std::string> &argv) {
+    size_t idx = index_of("virtualenv");
+    auto given = [idx](const std::vector<std::string> &args, std::string &out) {
+        Parsed p = parse_args(args, true);
+        auto it = p.values.find(idx);
+        if (it == p.values.end()) return false;
+        out = it->second.s;
+        return true;
+    };
+    std::string dir;
+    std::vector<std::string> args(argv.size() > 1 ? argv.begin() + 1 : argv.end(), argv.end());
+    bool found = given(args, dir);
+    if (!found) {
+        if (const char *e = std::getenv("GUNICORN_CMD_ARGS")) {
+            try {
+                found = given(shlex_split(e), dir);
+            } catch (const ConfigError &) {
+                // Unbalanced quotes: load_config says so.
+            }
+        }
+    }
+    if (!found) {
+        const char *e = std::getenv("VIRTUAL_ENV");
+        dir = e ? e : "";
+    }
+    dir = strip(dir);
+    return dir.empty() ? dir : abspath(dir);
+}
+
+// Two virtualenv values name the same directory ("" = none).
+static bool same_virtualenv(const std::string &a, const std::string &b) {
+    if (a.empty() || b.empty()) return a == b;
+    char ra[PATH_MAX], rb[PATH_MAX];
+    if (::realpath(a.c_str(), ra) && ::realpath(b.c_str(), rb)) return std::strcmp(ra, rb) == 0;
+    return a == b;
+}
+
+// How many load_config calls this process made: the first one is main's
+// start-up, later ones are HUP reloads.
+static int g_loads = 0;
 
 PyObject *python_setting(const std::string &name) {
     auto it = python_objects().find(name);
@@ -2302,7 +2428,21 @@ Config Loader::load(const std::vector<std::string> &argv) {
     cfg.wsgi_app = app_uri;
     if (!given_config(cli) && !given_config(env)) cfg.config.clear();
 
-    for (const auto &w : cfg.warnings) std::fprintf(stderr, "Warning: %s\n", w.c_str());
+    // The interpreter cannot move to another virtualenv: at start-up main
+    // re-executes cunicorn in the new one, which then says everything
+    // this process would have; a HUP reload keeps the running one.
+    bool quiet = false;
+    if (py::initialized() && !same_virtualenv(cfg.virtualenv, py::virtualenv())) {
+        cfg.virtualenv_restart = true;
+        if (g_loads == 1) quiet = true;
+        else
+            warn(cfg, "virtualenv = " + (cfg.virtualenv.empty() ? std::string("None") : cfg.virtualenv) +
+                          " needs a restart (USR2 upgrade, or stop and start): the interpreter was started " +
+                          (py::virtualenv().empty() ? std::string("outside any virtualenv") : "in " + py::virtualenv()));
+    }
+
+    if (!quiet)
+        for (const auto &w : cfg.warnings) std::fprintf(stderr, "Warning: %s\n", w.c_str());
     std::fflush(stderr);
     python_objects().swap(objects);  // the old objects go while the GIL is held
     return cfg;
@@ -2312,6 +2452,7 @@ Config Loader::load(const std::vector<std::string> &argv) {
 
 Config load_config(const std::vector<std::string> &argv) {
     g_argv = argv;
+    ++g_loads;
     (void)startup_dir();  // captured before anything changes directory
     Gil gil;
     py::Ref helpers;

@@ -10,9 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <string>
+#include <vector>
 
 #ifndef CUNICORN_VERSION
 #define CUNICORN_VERSION "0.0.0"
@@ -42,10 +47,68 @@ static void daemonize() {
     }
 }
 
+// Set in the environment of the re-executed process (below), so that a
+// config file that keeps naming another virtualenv cannot loop.
+static const char *const REEXEC_MARK = "CUNICORN_VIRTUALENV_REEXEC";
+
+// The config file named a virtualenv other than the one the interpreter
+// was started in (it is read by that interpreter): start again with the
+// same argv in the start-up directory, the virtualenv passed on as
+// $VIRTUAL_ENV, which early_virtualenv() reads and which has the lowest
+// precedence, so the file still decides after the re-exec. Returns only on
+// failure.
+static int reexec_in_virtualenv(const Config &cfg, const std::string &startup_cwd) {
+    if (std::getenv(REEXEC_MARK)) {
+        std::fprintf(stderr, "\nError: virtualenv changed again after cunicorn restarted in %s (now %s); "
+                             "give it with --virtualenv instead\n",
+                     py::virtualenv().empty() ? "no virtualenv" : py::virtualenv().c_str(),
+                     cfg.virtualenv.empty() ? "None" : cfg.virtualenv.c_str());
+        return 1;
+    }
+    if (cfg.virtualenv.empty()) unsetenv("VIRTUAL_ENV");
+    else setenv("VIRTUAL_ENV", cfg.virtualenv.c_str(), 1);
+    setenv(REEXEC_MARK, "1", 1);
+    if (!startup_cwd.empty() && chdir(startup_cwd.c_str()) != 0) {
+        std::fprintf(stderr, "Error: chdir %s: %s\n", startup_cwd.c_str(), std::strerror(errno));
+        return 1;
+    }
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const std::vector<std::string> &args = original_argv();
+    std::vector<char *> argv;
+    for (const std::string &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+    argv.push_back(nullptr);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        execv(exe, argv.data());
+    } else {
+        execvp(argv[0], argv.data());
+    }
+    std::fprintf(stderr, "Error: cannot execute %s to enter virtualenv %s: %s\n", n > 0 ? exe : argv[0],
+                 cfg.virtualenv.c_str(), std::strerror(errno));
+    return 1;
+}
+
 int main(int argc, char **argv) {
     platform::proctitle_init(argc, argv);
+    std::string startup_cwd;
+    if (char *cwd = getcwd(nullptr, 0)) {
+        startup_cwd = cwd;
+        std::free(cwd);
+    }
+    // The virtualenv must be known before the interpreter starts, which
+    // is before the config file can be read: the command line,
+    // GUNICORN_CMD_ARGS and $VIRTUAL_ENV are looked at now; a file that
+    // names another one makes cunicorn start again (below). A directory
+    // that is not a usable virtualenv is left for load_config to report.
+    std::vector<std::string> args(argv, argv + argc);
+    std::string venv = early_virtualenv(args);
+    py::Virtualenv checked;
+    if (!venv.empty() && !py::inspect_virtualenv(venv, checked).empty()) venv.clear();
     try {
-        py::init(argv[0]);
+        py::init(argv[0], venv);
     } catch (const std::exception &e) {
         std::fprintf(stderr, "Error: %s\n", e.what());
         return 1;
@@ -57,14 +120,27 @@ int main(int argc, char **argv) {
     } catch (const ConfigError &e) {
         return report_config_error(e);
     }
+    if (cfg.virtualenv_restart) return reexec_in_virtualenv(cfg, startup_cwd);
+    // Not inherited by the app, nor by a USR2 re-exec, which may
+    // rightly restart once more if the file changed meanwhile.
+    unsetenv(REEXEC_MARK);
 
-    try {
-        log::configure(cfg.errorlog, log::parse_level(cfg.loglevel), cfg.accesslog, cfg.access_log_format);
-    } catch (const std::exception &e) {
-        std::fprintf(stderr, "Error: %s\n", e.what());
-        return 1;
+    // --check-config and --print-config write nothing but stderr: gunicorn
+    // creates its logger in the arbiter, which they never reach, and an rc
+    // script checking a config must see the reason, not find a log file
+    // created (the missing directories were checked by load_config).
+    bool check_only = cfg.check_config || cfg.print_config;
+    if (!check_only) {
+        try {
+            log::configure(cfg.errorlog, log::parse_level(cfg.loglevel), cfg.accesslog, cfg.access_log_format);
+        } catch (const std::exception &e) {
+            // log.cpp words it as gunicorn's glogging does, "Error: " included.
+            const char *what = e.what();
+            std::fprintf(stderr, "%s%s\n", std::strncmp(what, "Error: ", 7) == 0 ? "" : "Error: ", what);
+            return 1;
+        }
     }
-    if (cfg.capture_output && cfg.errorlog != "-" && !log::fds().empty()) {
+    if (!check_only && cfg.capture_output && cfg.errorlog != "-" && !log::fds().empty()) {
         // print() output of the app goes to the error log file.
         dup2(log::fds()[0], 1);
         dup2(log::fds()[0], 2);
@@ -80,7 +156,7 @@ int main(int argc, char **argv) {
     for (const std::string &dir : cfg.pythonpath) py::prepend_sys_path(dir);
 
     if (cfg.print_config) std::fputs(format_config(cfg).c_str(), stdout);
-    if (cfg.check_config || cfg.print_config) {
+    if (check_only) {
         // Load the app here, as gunicorn's --check-config does; no socket
         // is bound and no worker forked.
         int rc = wsgi::load_app(cfg);

@@ -3,7 +3,13 @@
 #include "cunicorn/pyembed.h"
 #include "cunicorn/pyref.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 
 #ifndef CUNICORN_PYTHON
@@ -13,6 +19,7 @@
 namespace cunicorn::py {
 
 static bool g_initialized = false;
+static std::string g_virtualenv;  // the one init() started in, absolute
 
 static void check_status(PyStatus status, PyConfig *config) {
     if (PyStatus_Exception(status)) {
@@ -22,8 +29,116 @@ static void check_status(PyStatus status, PyConfig *config) {
     }
 }
 
-void init(const char *argv0) {
+static bool is_file(const std::string &path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static bool is_dir_path(const std::string &path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static std::string parent_dir(const std::string &path) {
+    size_t slash = path.find_last_of('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// "3.11" from "3.11.2 (main, ...)" or "3.11.2.final.0"; "" if the text
+// does not start with two dot-separated numbers.
+static std::string major_minor(const std::string &version) {
+    size_t k = 0;
+    auto digits = [&] {
+        size_t start = k;
+        while (k < version.size() && version[k] >= '0' && version[k] <= '9') ++k;
+        return k > start;
+    };
+    if (!digits() || k >= version.size() || version[k] != '.') return {};
+    ++k;
+    if (!digits()) return {};
+    return version.substr(0, k);
+}
+
+std::string linked_version() {
+    // Py_GetVersion() is the runtime library's sys.version and may be
+    // called before Py_Initialize.
+    return major_minor(Py_GetVersion());
+}
+
+std::string inspect_virtualenv(const std::string &dir, Virtualenv &venv) {
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0)
+        return errno == ENOENT ? std::string("no such directory") : std::string("cannot use it: ") + std::strerror(errno);
+    if (!S_ISDIR(st.st_mode)) return "not a directory";
+    // The file site.py and getpath look for; its absence means this is
+    // no virtualenv (perhaps a Python installation: use PYTHONHOME there).
+    std::string cfg_path = dir + "/pyvenv.cfg";
+    std::ifstream in(cfg_path);
+    if (!in) return "not a virtualenv: there is no " + cfg_path;
+    Virtualenv v;
+    v.dir = dir;
+    std::string version_info;
+    for (std::string line; std::getline(in, line);) {
+        // site.py venv(): key, _, value = line.partition('='), stripped.
+        size_t eq = line.find('=');
+        if (eq == std::string::npos) continue;
+        auto trim = [](std::string s) {
+            size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
+            return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+        };
+        std::string key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
+        for (char &c : key)
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (key == "version") v.version = value;  // python3 -m venv
+        else if (key == "version_info") version_info = value;  // virtualenv, uv
+    }
+    if (v.version.empty()) v.version = version_info;
+    std::string ours = linked_version();
+    if (v.version.empty()) {
+        // No version recorded: accept the layout of this Python only.
+        if (!is_dir_path(dir + "/lib/python" + ours))
+            return cfg_path + " names no version and there is no lib/python" + ours + ": cunicorn runs Python " + ours;
+        v.version = ours;
+    } else if (major_minor(v.version) != ours) {
+        return "made by Python " + (major_minor(v.version).empty() ? v.version : major_minor(v.version)) +
+               ", but cunicorn runs Python " + ours + "; recreate it with python" + ours + " -m venv";
+    }
+    // sys.executable: the venv's own interpreter, as when it runs itself.
+    v.python = dir + "/bin/python";
+    for (const char *name : {"python", "python3"}) {
+        if (is_file(dir + "/bin/" + name)) {
+            v.python = dir + "/bin/" + name;
+            break;
+        }
+    }
+    venv = v;
+    return {};
+}
+
+// The prefix of the Python cunicorn was built against: where getpath
+// finds the standard library from that interpreter (a directory above it
+// holding lib/pythonX.Y/os.py). "" if not found.
+static std::string linked_home() {
+    char buf[PATH_MAX];
+    if (!::realpath(CUNICORN_PYTHON, buf)) return {};
+    std::string ver = linked_version();
+    for (std::string dir = parent_dir(buf);; dir = parent_dir(dir)) {
+        for (const char *lib : {"/lib/python", "/lib64/python"}) {
+            std::string base = dir == "/" ? std::string() : dir;
+            if (is_file(base + lib + ver + "/os.py")) return dir;
+        }
+        if (dir == "/") return {};
+    }
+}
+
+void init(const char *argv0, const std::string &virtualenv) {
     if (g_initialized) return;
+    Virtualenv venv;
+    if (!virtualenv.empty()) {
+        std::string why = inspect_virtualenv(virtualenv, venv);
+        if (!why.empty()) throw std::runtime_error("Invalid value for virtualenv: " + virtualenv + " (" + why + ")");
+    }
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     // cunicorn owns SIGINT, SIGTERM and friends; Python must not install
@@ -31,15 +146,35 @@ void init(const char *argv0) {
     config.install_signal_handlers = 0;
     config.parse_argv = 0;
     // sys.executable must be a real interpreter: multiprocessing and
-    // subprocess users spawn it. The path is the one we were built against.
-    check_status(PyConfig_SetBytesString(&config, &config.program_name, CUNICORN_PYTHON), &config);
-    check_status(PyConfig_SetBytesString(&config, &config.executable, CUNICORN_PYTHON), &config);
+    // subprocess users spawn it. The path is the one we were built against,
+    // or in a virtualenv its bin/python: that makes site.py find
+    // pyvenv.cfg beside it and do what it does for that interpreter, i.e.
+    // sys.prefix = sys.exec_prefix = the venv, its site-packages on
+    // sys.path, and the system's too with include-system-site-packages.
+    // The standard library stays the one of the libpython we run (home),
+    // whichever 3.x installation the venv's pyvenv.cfg "home" names.
+    // PyConfig.home = the venv would be wrong: no stdlib lives there.
+    const char *exe = venv.dir.empty() ? CUNICORN_PYTHON : venv.python.c_str();
+    check_status(PyConfig_SetBytesString(&config, &config.program_name, exe), &config);
+    check_status(PyConfig_SetBytesString(&config, &config.executable, exe), &config);
+    if (!venv.dir.empty()) {
+        std::string home = linked_home();
+        if (!home.empty()) check_status(PyConfig_SetBytesString(&config, &config.home, home.c_str()), &config);
+        // sys._base_executable, which venv and multiprocessing use, as
+        // the venv's python reports it: the interpreter behind the links.
+        char real[PATH_MAX];
+        if (::realpath(CUNICORN_PYTHON, real))
+            check_status(PyConfig_SetBytesString(&config, &config.base_executable, real), &config);
+    }
     char *argv[] = {const_cast<char *>(argv0 ? argv0 : "cunicorn")};
     check_status(PyConfig_SetBytesArgv(&config, 1, argv), &config);
     check_status(Py_InitializeFromConfig(&config), &config);
     PyConfig_Clear(&config);
     g_initialized = true;
+    g_virtualenv = venv.dir;
 }
+
+const std::string &virtualenv() { return g_virtualenv; }
 
 bool initialized() { return g_initialized; }
 

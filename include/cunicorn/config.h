@@ -94,6 +94,12 @@ struct Config {
     int umask = 0;
     bool initgroups = false;
     std::vector<std::string> pythonpath;  // comma list split, made absolute
+    // cunicorn's own (uWSGI's "home"): absolute; "" = none. $VIRTUAL_ENV is
+    // the default. The interpreter is started in it before the config file
+    // is read (early_virtualenv()); when the file changes it,
+    // virtualenv_restart is set and main re-executes cunicorn.
+    std::string virtualenv;
+    bool virtualenv_restart = false;    // differs from py::virtualenv()
     std::vector<std::string> forwarded_allow_ips{"127.0.0.1", "::1"};
     // Header (upper-case name) -> value meaning https (a Python dict in
     // the config file; gunicorn's default below).
@@ -151,9 +157,18 @@ struct Config {
 // is imported as module __config__, warnings go to stderr. Callable again
 // (HUP): every call starts from the start-up directory and the defaults,
 // and replaces the Python objects python_setting() returns only when it
-// succeeds.
+// succeeds. When the resolved virtualenv is not the interpreter's, the
+// first call of the process sets virtualenv_restart and prints no
+// warnings (main re-executes, and the new process prints them); later
+// calls (HUP) warn that the change needs a restart.
 Config load_config(int argc, char **argv);
 Config load_config(const std::vector<std::string> &argv);
+
+// The virtualenv to start the interpreter in, found without it (so before
+// any config file): --virtualenv on the command line, else in
+// $GUNICORN_CMD_ARGS, else $VIRTUAL_ENV; made absolute; "" for none.
+// Command-line errors are left for load_config to report.
+std::string early_virtualenv(const std::vector<std::string> &argv);
 
 // The original argv, kept for a USR2 re-exec and for HUP reloads: the
 // argv given to the last load_config call.

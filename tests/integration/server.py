@@ -418,7 +418,7 @@ class Server:
 
     def environment(self):
         env = dict(os.environ)
-        for k in ('GUNICORN_CMD_ARGS', 'WEB_CONCURRENCY', 'PORT', 'SCRIPT_NAME',
+        for k in ('GUNICORN_CMD_ARGS', 'WEB_CONCURRENCY', 'PORT', 'SCRIPT_NAME', 'VIRTUAL_ENV',
                   'FORWARDED_ALLOW_IPS', 'GUNICORN_FD', 'GUNICORN_PID',
                   'LISTEN_FDS', 'LISTEN_PID', 'NOTIFY_SOCKET'):
             env.pop(k, None)

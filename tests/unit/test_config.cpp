@@ -52,7 +52,8 @@ std::string cwd() {
 // Every test runs with the variables that change defaults unset, and gets
 // its working directory back (load_config chdirs).
 struct Fixture {
-    const char *names[6] = {"GUNICORN_CMD_ARGS", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "SENDFILE", "COLUMNS"};
+    const char *names[7] = {"GUNICORN_CMD_ARGS", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "SENDFILE", "COLUMNS",
+                            "VIRTUAL_ENV"};
     std::vector<std::pair<std::string, std::string>> saved;
     std::string dir = cwd();
     Fixture() {
@@ -131,6 +132,19 @@ const char *const GUNICORN_SETTINGS[] = {
     "dirty_worker_init", "dirty_worker_exit", "control_socket", "control_socket_mode", "control_socket_disable",
 };
 
+// cunicorn's own, after gunicorn's.
+const char *const CUNICORN_SETTINGS[] = {"virtualenv"};
+
+// A virtualenv as python3 -m venv leaves it, as far as cunicorn looks:
+// pyvenv.cfg with the given version line.
+std::string make_venv(const std::string &name, const std::string &cfg_lines) {
+    std::string dir = tmpdir() + "/" + name;
+    mkdir(dir.c_str(), 0755);
+    mkdir((dir + "/bin").c_str(), 0755);
+    std::ofstream(dir + "/pyvenv.cfg") << "home = /usr/bin\ninclude-system-site-packages = false\n" << cfg_lines;
+    return dir;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -138,9 +152,10 @@ const char *const GUNICORN_SETTINGS[] = {
 
 TEST(config_table_is_gunicorns_settings_in_order) {
     const auto &t = cunicorn::settings_table();
-    size_t n = sizeof GUNICORN_SETTINGS / sizeof GUNICORN_SETTINGS[0];
-    CHECK_EQ(t.size(), n);
-    for (size_t k = 0; k < n && k < t.size(); ++k) CHECK_EQ(std::string(t[k].name), std::string(GUNICORN_SETTINGS[k]));
+    std::vector<std::string> names(std::begin(GUNICORN_SETTINGS), std::end(GUNICORN_SETTINGS));
+    names.insert(names.end(), std::begin(CUNICORN_SETTINGS), std::end(CUNICORN_SETTINGS));
+    CHECK_EQ(t.size(), names.size());
+    for (size_t k = 0; k < names.size() && k < t.size(); ++k) CHECK_EQ(std::string(t[k].name), names[k]);
 }
 
 TEST(config_table_entries_are_complete) {
@@ -182,6 +197,7 @@ TEST(config_table_flags_are_gunicorns_spellings) {
     CHECK_EQ(flags("control_socket_disable"), "--no-control-socket");
     CHECK_EQ(flags("reload_extra_files"), "--reload-extra-file");
     CHECK_EQ(flags("syslog_addr"), "--log-syslog-to");
+    CHECK_EQ(flags("virtualenv"), "--virtualenv");
     CHECK_EQ(flags("wsgi_app"), "");
     CHECK_EQ(flags("post_fork"), "");
     CHECK(find_setting("proxy_protocol")->action == cunicorn::CliAction::OPTIONAL);
@@ -835,4 +851,137 @@ TEST(config_load_twice_and_argv) {
     cargv.push_back(nullptr);
     CHECK_EQ(cunicorn::load_config(4, cargv.data()).workers, 5);
     CHECK_EQ(joined(cunicorn::original_argv()), "cunicorn|-w|5|app:app");
+}
+
+// ---------------------------------------------------------------------------
+// Directories the master will need, checked at load time.
+
+TEST(config_missing_directories_name_the_setting) {
+    Fixture f;
+    CHECK_EQ(error_of({"-p", "/no/such/dir/app.pid", "app:app"}),
+             "pidfile: cannot write '/no/such/dir/app.pid': directory '/no/such/dir' does not exist");
+    CHECK_EQ(error_of({"--access-logfile", "/log/flask.log", "app:app"}),
+             "accesslog: cannot write '/log/flask.log': directory '/log' does not exist");
+    CHECK_EQ(error_of({"-c", write_file("logs.py", "errorlog = 'log/debug.log'\n"), "app:app"}),
+             "errorlog: cannot write 'log/debug.log': directory 'log' does not exist");
+    std::string file = write_file("plain", "");
+    CHECK_EQ(error_of({"--error-logfile", file + "/x.log", "app:app"}),
+             "errorlog: cannot write '" + file + "/x.log': '" + file + "' is not a directory");
+    // Relative paths count from the final chdir, where the master opens them.
+    std::string dir = tmpdir() + "/with-log";
+    mkdir(dir.c_str(), 0755);
+    mkdir((dir + "/log").c_str(), 0755);
+    Config c = load({"--chdir", dir, "--access-logfile", "log/a.log", "--error-logfile", "log/e.log", "-p", "x.pid",
+                     "app:app"});
+    CHECK_EQ(c.accesslog, "log/a.log");
+    CHECK_EQ(c.errorlog, "log/e.log");
+    CHECK_EQ(c.pidfile, "x.pid");
+    CHECK_EQ(load({"--access-logfile", "-", "--error-logfile", "-", "app:app"}).accesslog, "-");
+}
+
+// ---------------------------------------------------------------------------
+// virtualenv: found before the interpreter starts, checked at load.
+
+TEST(config_virtualenv_inspect) {
+    std::string ours = cunicorn::py::linked_version();
+    CHECK(ours.rfind("3.", 0) == 0);
+    cunicorn::py::Virtualenv v;
+    std::string venv = make_venv("venv-ok", "version = " + ours + ".2\n");
+    CHECK_EQ(cunicorn::py::inspect_virtualenv(venv, v), "");
+    CHECK_EQ(v.dir, venv);
+    CHECK_EQ(v.python, venv + "/bin/python");
+    CHECK_EQ(v.version, ours + ".2");
+    // virtualenv and uv write version_info; keys are case-insensitive.
+    std::string vinfo = make_venv("venv-info", "Version_Info = " + ours + ".1.final.0\n");
+    CHECK_EQ(cunicorn::py::inspect_virtualenv(vinfo, v), "");
+    CHECK_EQ(v.version, ours + ".1.final.0");
+    CHECK_EQ(cunicorn::py::inspect_virtualenv(make_venv("venv-39", "version = 3.9.2\n"), v),
+             "made by Python 3.9, but cunicorn runs Python " + ours + "; recreate it with python" + ours +
+                 " -m venv");
+    // No version line: only this Python's layout is accepted.
+    std::string bare = make_venv("venv-bare", "");
+    CHECK_EQ(cunicorn::py::inspect_virtualenv(bare, v),
+             bare + "/pyvenv.cfg names no version and there is no lib/python" + ours + ": cunicorn runs Python " +
+                 ours);
+    mkdir((bare + "/lib").c_str(), 0755);
+    mkdir((bare + "/lib/python" + ours).c_str(), 0755);
+    CHECK_EQ(cunicorn::py::inspect_virtualenv(bare, v), "");
+    CHECK_EQ(cunicorn::py::inspect_virtualenv(tmpdir(), v),
+             "not a virtualenv: there is no " + tmpdir() + "/pyvenv.cfg");
+    CHECK_EQ(cunicorn::py::inspect_virtualenv("/no/such/venv", v), "no such directory");
+}
+
+TEST(config_virtualenv_early_sources) {
+    Fixture f;
+    using cunicorn::early_virtualenv;
+    CHECK_EQ(early_virtualenv({"cunicorn", "app:app"}), "");
+    CHECK_EQ(early_virtualenv({"cunicorn", "--virtualenv", "/srv/a", "app:app"}), "/srv/a");
+    CHECK_EQ(early_virtualenv({"cunicorn", "--virtualenv=/srv/b/", "app:app"}), "/srv/b");
+    CHECK_EQ(early_virtualenv({"cunicorn", "--virtu", "/srv/c", "app:app"}), "/srv/c");  // argparse prefix
+    CHECK_EQ(early_virtualenv({"cunicorn", "app:app", "--virtualenv", "/srv/d"}), "/srv/d");
+    CHECK_EQ(early_virtualenv({"cunicorn", "app:app", "--", "--virtualenv", "/srv/e"}), "");
+    CHECK_EQ(early_virtualenv({"cunicorn", "--virtualenv", "rel", "app:app"}), cwd() + "/rel");
+    // Errors elsewhere are load_config's to report.
+    CHECK_EQ(early_virtualenv({"cunicorn", "--bogus", "-w", "x", "--virtualenv", "/srv/f", "-h", "app:app"}),
+             "/srv/f");
+    CHECK_EQ(early_virtualenv({"cunicorn", "app:app", "--virtualenv"}), "");
+    // Command line > GUNICORN_CMD_ARGS > $VIRTUAL_ENV.
+    setenv("VIRTUAL_ENV", "/srv/env", 1);
+    CHECK_EQ(early_virtualenv({"cunicorn", "app:app"}), "/srv/env");
+    setenv("GUNICORN_CMD_ARGS", "-w 2 --virtualenv /srv/args", 1);
+    CHECK_EQ(early_virtualenv({"cunicorn", "app:app"}), "/srv/args");
+    CHECK_EQ(early_virtualenv({"cunicorn", "--virtualenv", "/srv/cli", "app:app"}), "/srv/cli");
+    setenv("GUNICORN_CMD_ARGS", "-n 'open", 1);
+    CHECK_EQ(early_virtualenv({"cunicorn", "app:app"}), "/srv/env");
+    setenv("VIRTUAL_ENV", "", 1);
+    CHECK_EQ(early_virtualenv({"cunicorn", "app:app"}), "");
+}
+
+TEST(config_virtualenv_setting) {
+    Fixture f;
+    std::string ours = cunicorn::py::linked_version();
+    std::string good = make_venv("venv-good", "version = " + ours + ".0\n");
+    std::string other = make_venv("venv-other", "version = " + ours + ".0\n");
+    std::string old = make_venv("venv-old", "version = 3.9.18\n");
+    Config none = load({"app:app"});
+    CHECK_EQ(none.virtualenv, "");
+    CHECK(!none.virtualenv_restart);
+    CHECK_EQ(none.rendered["virtualenv"], "None");
+    // The unit tests' interpreter runs in no virtualenv: any other value
+    // asks for a restart, which after the first load is a warning.
+    Config c = load({"--virtualenv", good, "app:app"});
+    CHECK_EQ(c.virtualenv, good);
+    CHECK_EQ(c.rendered["virtualenv"], good);
+    CHECK(c.virtualenv_restart);
+    CHECK(has_warning(c, "virtualenv = " + good + " needs a restart"));
+    // Layering: default ($VIRTUAL_ENV) < file < GUNICORN_CMD_ARGS < CLI.
+    std::string conf = write_file("venv.py", "virtualenv = '" + other + "'\n");
+    setenv("VIRTUAL_ENV", good.c_str(), 1);
+    CHECK_EQ(load({"app:app"}).virtualenv, good);
+    CHECK_EQ(load({"-c", conf, "app:app"}).virtualenv, other);
+    setenv("GUNICORN_CMD_ARGS", ("--virtualenv " + good).c_str(), 1);
+    CHECK_EQ(load({"-c", conf, "app:app"}).virtualenv, good);
+    CHECK_EQ(load({"-c", conf, "--virtualenv", other, "app:app"}).virtualenv, other);
+    unsetenv("GUNICORN_CMD_ARGS");
+    // Only the final value must be a virtualenv: a stale $VIRTUAL_ENV is
+    // fine when the file overrides it, and named when it is used.
+    setenv("VIRTUAL_ENV", old.c_str(), 1);
+    CHECK_EQ(load({"-c", conf, "app:app"}).virtualenv, other);
+    CHECK_EQ(error_of({"app:app"}), "Invalid value for virtualenv: " + old + " (from $VIRTUAL_ENV: made by Python 3.9, "
+                                        "but cunicorn runs Python " + ours + "; recreate it with python" + ours +
+                                        " -m venv)");
+    unsetenv("VIRTUAL_ENV");
+    CHECK_EQ(error_of({"--virtualenv", old, "app:app"}),
+             "Invalid value for virtualenv: " + old + " (made by Python 3.9, but cunicorn runs Python " + ours +
+                 "; recreate it with python" + ours + " -m venv)");
+    CHECK_EQ(error_of({"--virtualenv", tmpdir(), "app:app"}),
+             "Invalid value for virtualenv: " + tmpdir() + " (not a virtualenv: there is no " + tmpdir() +
+                 "/pyvenv.cfg)");
+    CHECK_EQ(error_of({"-c", write_file("venvnone.py", "virtualenv = '/no/such/venv'\n"), "app:app"}),
+             "Invalid value for virtualenv: /no/such/venv (no such directory)");
+    // The file may also turn it off.
+    setenv("VIRTUAL_ENV", good.c_str(), 1);
+    Config off = load({"-c", write_file("venvoff.py", "virtualenv = None\n"), "app:app"});
+    CHECK_EQ(off.virtualenv, "");
+    CHECK(!off.virtualenv_restart);
 }

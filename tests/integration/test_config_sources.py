@@ -1,0 +1,344 @@
+"""Configuration sources and the deployment guides' configurations
+(issue 4: "Config sources layered as Gunicorn does", "Real configs from the
+field"; reference section a.3).
+
+Precedence: settings of each type (int, bool flag, string, list, comma
+list, choice) are given a different value in the config file, in
+GUNICORN_CMD_ARGS and on the command line, and each combination of
+sources is checked with --print-config: default < file < env < command
+line, setting by setting.
+
+Field configs: tests/data/configs/ (see the README there) must either run
+as under Gunicorn (checked with --check-config and the guide's Flask app)
+or fail with a message naming the setting and the path.
+"""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import server
+from server import run_binary, write_file
+
+CONFIGS = os.path.join(server.ROOT, 'tests', 'data', 'configs')
+
+TINY_APP = r'''
+def app(environ, start_response):
+    start_response('200 OK', [('Content-Length', '0')])
+    return [b'']
+'''
+
+
+class Setting:
+    """One setting fed through every source.
+
+    default: how --print-config shows the default; file: (Python source of
+    the value, shown); env and cli: (options, shown)."""
+
+    def __init__(self, name, default, file, env, cli):
+        self.name = name
+        self.default = default
+        self.file = file
+        self.env = env
+        self.cli = cli
+
+    def expected(self, sources):
+        for source in ('cli', 'env', 'file'):
+            if source in sources:
+                return getattr(self, source)[1]
+        return self.default
+
+
+SETTINGS = [
+    # int
+    Setting('workers', '1', ('2', '2'), (['--workers=3'], '3'), (['-w', '4'], '4')),
+    Setting('timeout', '30', ('31', '31'), (['--timeout', '32'], '32'), (['-t', '33'], '33')),
+    Setting('keepalive', '2', ('"5"', '5'), (['--keep-alive=6'], '6'), (['--keep-alive', '7'], '7')),
+    Setting('backlog', '2048', ('0x64', '100'), (['--backlog', '200'], '200'), (['--backlog=300'], '300')),
+    Setting('limit_request_line', '4094', ('1000', '1000'), (['--limit-request-line', '2000'], '2000'),
+            (['--limit-request-line=3000'], '3000')),
+    Setting('max_requests', '0', ('10', '10'), (['--max-requests', '20'], '20'),
+            (['--max-requests', '30'], '30')),
+    # bool flags: the options can only turn them on (--no-sendfile: off),
+    # so the file gives the other value.
+    Setting('preload_app', 'False', ("'false'", 'False'), (['--preload'], 'True'), (['--preload'], 'True')),
+    Setting('reuse_port', 'False', ('False', 'False'), (['--reuse-port'], 'True'), (['--reuse-port'], 'True')),
+    Setting('sendfile', 'None', ('True', 'True'), (['--no-sendfile'], 'False'), (['--no-sendfile'], 'False')),
+    Setting('capture_output', 'False', ("'TRUE'", 'True'), (['--capture-output'], 'True'),
+            (['--capture-output'], 'True')),
+    # strings
+    Setting('loglevel', 'info', ("'warning'", 'warning'), (['--log-level', 'error'], 'error'),
+            (['--log-level=debug'], 'debug')),
+    Setting('proc_name', 'None', ("'  fromfile '", 'fromfile'), (['-n', 'fromenv'], 'fromenv'),
+            (['--name', 'fromcli'], 'fromcli')),
+    # lists (repeatable options)
+    Setting('bind', "['127.0.0.1:8000']", ("'127.0.0.1:8001'", "['127.0.0.1:8001']"),
+            (['-b', '127.0.0.1:8002', '-b', 'unix:/tmp/x.sock'], "['127.0.0.1:8002', 'unix:/tmp/x.sock']"),
+            (['--bind=127.0.0.1:8003'], "['127.0.0.1:8003']")),
+    Setting('raw_env', '[]', ("['A=file', 'B=file']", "['A=file', 'B=file']"), (['-e', 'A=env'], "['A=env']"),
+            (['--env', 'A=cli', '-e', 'C=cli'], "['A=cli', 'C=cli']")),
+    # comma lists
+    Setting('forwarded_allow_ips', "['127.0.0.1', '::1']", ("'10.0.0.1'", "['10.0.0.1']"),
+            (['--forwarded-allow-ips', '10.0.0.2, 10.0.0.0/8'], "['10.0.0.2', '10.0.0.0/8']"),
+            (['--forwarded-allow-ips=*'], "['*']")),
+    # choices
+    Setting('header_map', 'drop', ("'REFUSE'", 'refuse'), (['--header-map', 'dangerous'], 'dangerous'),
+            (['--header-map=refuse'], 'refuse')),
+    Setting('proxy_protocol', 'off', ("'v1'", 'v1'), (['--proxy-protocol', 'v2'], 'v2'),
+            (['--proxy-protocol'], 'auto')),
+]
+
+# Every combination of sources.
+RUNS = [set(), {'file'}, {'env'}, {'cli'}, {'file', 'env'}, {'file', 'cli'}, {'env', 'cli'},
+        {'file', 'env', 'cli'}]
+
+
+def parse_print_config(text):
+    values = {}
+    for line in text.splitlines():
+        m = re.match(r'^([a-z_][a-z0-9_]*)\s*= (.*)$', line)
+        if m:
+            values[m.group(1)] = m.group(2)
+    return values
+
+
+def flask_available():
+    try:
+        return subprocess.run(['/usr/bin/python3', '-c', 'import flask'], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+class Case(unittest.TestCase):
+    def tmpdir(self):
+        d = tempfile.mkdtemp(prefix='cunicorn-sources-')
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
+
+    def cunicorn_only(self, why):
+        if server.is_gunicorn():
+            self.skipTest(why)
+
+
+class Precedence(Case):
+    @server.timeout(180)
+    def test_default_file_env_cli(self):
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'tiny.py'), TINY_APP)
+        conf = os.path.join(d, 'conf.py')
+        settings = SETTINGS
+        for sources in RUNS:
+            args, env = [], {}
+            if 'file' in sources:
+                write_file(conf, ''.join('%s = %s\n' % (s.name, s.file[0]) for s in settings))
+                args += ['-c', conf]
+            if 'env' in sources:
+                env['GUNICORN_CMD_ARGS'] = shlex.join(a for s in settings for a in s.env[0])
+            if 'cli' in sources:
+                args += [a for s in settings for a in s.cli[0]]
+            # The app first: a bare --proxy-protocol would take it as its value.
+            status, out, err = run_binary(['--print-config', 'tiny:app', '--chdir', d] + args,
+                                          env=env, cwd=d, timeout=60)
+            label = '+'.join(sorted(sources)) or 'defaults'
+            self.assertEqual(status, 0, '%s: exit %s\n%s%s' % (label, status, out, err))
+            values = parse_print_config(out)
+            if not sources and server.is_gunicorn():
+                # Only the settings this Gunicorn version has as 26.1 does
+                # (Debian's 20.1 lacks header_map, and its proxy_protocol
+                # is a boolean).
+                settings = [s for s in SETTINGS if values.get(s.name) == s.default]
+            for s in settings:
+                with self.subTest(sources=label, setting=s.name):
+                    self.assertIn(s.name, values, out)
+                    self.assertEqual(values[s.name], s.expected(sources))
+
+    def test_config_file_named_in_env_and_on_command_line(self):
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'tiny.py'), TINY_APP)
+        write_file(os.path.join(d, 'env.conf.py'), 'workers = 5\ntimeout = 50\n')
+        write_file(os.path.join(d, 'cli.conf.py'), 'workers = 6\n')
+        write_file(os.path.join(d, 'gunicorn.conf.py'), 'workers = 7\nkeepalive = 70\n')
+
+        def values(args, env=None):
+            status, out, err = run_binary(['--print-config'] + args + ['tiny:app'], env=env, cwd=d)
+            self.assertEqual(status, 0, out + err)
+            return parse_print_config(out)
+
+        # ./gunicorn.conf.py when no -c is given anywhere.
+        v = values([])
+        self.assertEqual((v['workers'], v['keepalive']), ('7', '70'))
+        # -c in GUNICORN_CMD_ARGS replaces it; -c on the command line wins.
+        v = values([], {'GUNICORN_CMD_ARGS': '-c env.conf.py'})
+        self.assertEqual((v['workers'], v['timeout'], v['keepalive']), ('5', '50', '2'))
+        v = values(['-c', 'cli.conf.py'], {'GUNICORN_CMD_ARGS': '-c env.conf.py'})
+        self.assertEqual((v['workers'], v['timeout']), ('6', '30'))
+
+
+class FieldConfigs(Case):
+    """tests/data/configs/*.conf.py with the guides' Flask app."""
+
+    def setUp(self):
+        if not flask_available():
+            self.skipTest('Flask is not installed for /usr/bin/python3 (Debian python3-flask)')
+        self.dir = self.tmpdir()
+        for name in os.listdir(CONFIGS):
+            shutil.copy(os.path.join(CONFIGS, name), self.dir)
+
+    def check(self, config, *args):
+        return run_binary(['--check-config', '-c', config] + list(args) + ['guide_flask_app:app'],
+                          cwd=self.dir, timeout=60)
+
+    def print_config(self, config, *args):
+        status, out, err = run_binary(['--print-config', '-c', config] + list(args) + ['guide_flask_app:app'],
+                                      cwd=self.dir, timeout=60)
+        self.assertEqual(status, 0, out + err)
+        return parse_print_config(out), err
+
+    def assert_refused(self, status, out, err, setting, path):
+        text = out + err
+        self.assertEqual(status, 1, text)
+        self.assertNotIn('Traceback', text)
+        lines = [l for l in text.splitlines() if setting in l and path in l]
+        self.assertTrue(lines, 'no line names %s and %s:\n%s' % (setting, path, text))
+
+    def test_guide_a_pidfile_directory_missing(self):
+        self.cunicorn_only('Gunicorn finds a missing directory only when it starts')
+        if os.path.exists('/home/your_path'):
+            self.skipTest('/home/your_path exists here')
+        status, out, err = self.check('guide-a.conf.py')
+        self.assert_refused(status, out, err, 'pidfile', '/home/your_path/gunicorn.pid')
+
+    def test_guide_a_otherwise_as_gunicorn(self):
+        # With the three paths moved somewhere that exists, the rest of the
+        # file is accepted, with Gunicorn's readings of its oddities.
+        logs = self.tmpdir()
+        paths = ['-p', os.path.join(logs, 'g.pid'), '--access-logfile', os.path.join(logs, 'a.log'),
+                 '--error-logfile', os.path.join(logs, 'e.log')]
+        status, out, err = self.check('guide-a.conf.py', *paths)
+        self.assertEqual(status, 0, out + err)
+        self.assertEqual(os.listdir(logs), [], '--check-config created files')
+        v, err = self.print_config('guide-a.conf.py', *paths)
+        self.assertEqual(v['workers'], str((os.cpu_count() or 1) * 2 + 1))
+        self.assertEqual(v['daemon'], 'False')                        # 'false' is a boolean string
+        self.assertEqual(v['raw_env'], "['APE_API_ENV=DEV']")         # one string, wrapped
+        self.assertEqual(v['pythonpath'], '/home/your_path/venv/bin/python3')  # just a path
+        self.assertEqual(v['bind'], "['0.0.0.0:5000']")
+        self.assertEqual(v['threads'], '3')
+        self.assertEqual(v['worker_connections'], '2000')
+        self.assertEqual(v['max_requests'], '2000')
+        self.assertEqual(v['backlog'], '512')
+        self.assertEqual(v['proc_name'], 'gunicorn_process')
+        self.assertEqual(v['timeout'], '120')
+        self.assertEqual(v['graceful_timeout'], '300')
+        self.assertEqual(v['keepalive'], '3')
+        self.assertEqual(v['limit_request_line'], '5120')
+        self.assertEqual(v['limit_request_fields'], '101')
+        self.assertEqual(v['limit_request_field_size'], '8190')
+        self.assertEqual(v['loglevel'], 'info')
+        self.assertEqual(v['pidfile'], os.path.join(logs, 'g.pid'))   # the command line wins
+        if not server.is_gunicorn():
+            # What cunicorn does not do is said, not ignored.
+            self.assertIn('worker_class = gevent', err)
+            self.assertIn('threads = 3', err)
+
+    def test_guide_b_relative_log_directory_missing(self):
+        self.cunicorn_only('Gunicorn finds a missing directory only when it starts')
+        status, out, err = self.check('guide-b.conf.py')
+        self.assert_refused(status, out, err, 'accesslog', 'log/access.log')
+        # The error log's directory is the same one; with it made, the
+        # file runs, the last loglevel assignment winning.
+        os.mkdir(os.path.join(self.dir, 'log'))
+        status, out, err = self.check('guide-b.conf.py')
+        if not os.path.isdir('/var/run'):
+            self.assert_refused(status, out, err, 'pidfile', '/var/run/gunicorn.pid')
+            return
+        self.assertEqual(status, 0, out + err)
+        self.assertEqual(os.listdir(os.path.join(self.dir, 'log')), [], '--check-config created log files')
+        v, _ = self.print_config('guide-b.conf.py')
+        self.assertEqual(v['loglevel'], 'warning')
+        self.assertEqual(v['accesslog'], 'log/access.log')
+        self.assertEqual(v['errorlog'], 'log/debug.log')
+
+    def test_guide_c_runs(self):
+        for d in ('/var/run', '/var/log'):
+            if not os.path.isdir(d):
+                self.skipTest('%s does not exist here' % d)
+        before = {p: os.path.exists(p) for p in ('/var/log/gunicorn_acess.log', '/var/log/gunicorn_error.log',
+                                                  '/var/run/gunicorn.pid')}
+        status, out, err = self.check('guide-c.conf.py')
+        self.assertEqual(status, 0, out + err)
+        for p, existed in before.items():
+            if not existed:
+                self.assertFalse(os.path.exists(p), '--check-config created %s' % p)
+        v, _ = self.print_config('guide-c.conf.py')
+        self.assertEqual(v['bind'], "['127.0.0.1:5000']")
+        self.assertEqual(v['loglevel'], 'warning')
+        self.assertEqual(v['daemon'], 'False')
+
+
+class FieldCommandLines(Case):
+    """The command lines of the guides' README, with --check-config."""
+
+    def setUp(self):
+        if not flask_available():
+            self.skipTest('Flask is not installed for /usr/bin/python3 (Debian python3-flask)')
+        self.dir = self.tmpdir()
+        for module in ('app', 'test', 'main', 'start', 'manager'):
+            shutil.copy(os.path.join(CONFIGS, 'guide_flask_app.py'), os.path.join(self.dir, module + '.py'))
+        write_file(os.path.join(self.dir, 'gunicorn_config.py'), 'workers = 2\nbind = "127.0.0.1:8000"\n')
+        os.mkdir(os.path.join(self.dir, 'config'))
+        write_file(os.path.join(self.dir, 'config', 'gunicorn.conf'), 'workers = 2\nloglevel = "debug"\n')
+
+    def run_line(self, line, env=None):
+        return run_binary(['--check-config'] + line.split(), cwd=self.dir, env=env, timeout=60)
+
+    def test_command_lines_work(self):
+        for line in ('-w 4 -b 0.0.0.0:8000 app:app',
+                     '-c gunicorn_config.py test:app',
+                     '-c ./config/gunicorn.conf main:app',
+                     '-k gevent -w 8 -b 0.0.0.0:5000 start:app',
+                     '-b 127.0.0.1:8000 -b [::1]:9000 manager:app',
+                     '-b 127.0.0.1:8000 -e abc=123 manager:app',
+                     '-w 4 -b 0.0.0.0:9019 main:app --log-level=debug'):
+            with self.subTest(line=line):
+                status, out, err = self.run_line(line)
+                self.assertEqual(status, 0, out + err)
+        status, out, err = self.run_line('app:app', env={'GUNICORN_CMD_ARGS': '--bind=127.0.0.1 --workers=3'})
+        self.assertEqual(status, 0, out + err)
+
+    def test_access_log_in_missing_directory(self):
+        self.cunicorn_only('Gunicorn finds a missing directory only when it starts')
+        if os.path.exists('/log'):
+            self.skipTest('/log exists here')
+        status, out, err = self.run_line('-w 4 -b 127.0.0.1:5000 --access-logfile /log/flask.log app:app')
+        self.assertEqual(status, 1, out + err)
+        self.assertRegex(out + err, r'accesslog.*/log/flask\.log')
+
+
+class MissingDirectoriesAtStart(Case):
+    """Without --check-config too: the server refuses to start, naming the
+    setting and the path, and binds nothing."""
+
+    def test_pidfile_and_logs(self):
+        self.cunicorn_only('Gunicorn words these differently')
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'tiny.py'), TINY_APP)
+        missing = os.path.join(d, 'no-such-dir')
+        for setting, option in (('pidfile', '--pid'), ('accesslog', '--access-logfile'),
+                                ('errorlog', '--error-logfile')):
+            with self.subTest(setting=setting):
+                path = os.path.join(missing, 'x')
+                status, out, err = run_binary(['-b', '127.0.0.1:%d' % server.free_port(), option, path,
+                                               'tiny:app'], cwd=d, timeout=30)
+                self.assertEqual(status, 1, out + err)
+                self.assertIn("%s: cannot write '%s': directory '%s' does not exist" % (setting, path, missing), err)
+
+
+if __name__ == '__main__':
+    unittest.main()
