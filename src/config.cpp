@@ -1306,7 +1306,6 @@ const char *const NO_HTTP2 = "HTTP/2 is not supported; only HTTP/1.x is served";
 const char *const NO_ASGI = "the ASGI worker is not supported";
 const char *const NO_DIRTY = "dirty arbiters are not implemented yet";
 const char *const NO_CONTROL = "the control socket is not implemented yet";
-const char *const NO_RELOAD = "the code reloader is not implemented yet";
 const char *const NO_PASTE = "PasteDeploy is not supported yet";
 const char *const NO_UWSGI = "the uwsgi protocol is not implemented yet";
 
@@ -1389,12 +1388,11 @@ std::vector<Setting> build_table() {
     // Debugging
     t.push_back(flag_row("reload", DEBUGGING, {"--reload"})
                     .to(store<&Config::reload>)
-                    .no_effect(NO_RELOAD)
                     .help("Restart workers when code changes."));
     t.push_back(str_row("reload_engine", DEBUGGING, {"--reload-engine"}, "STRING", [] { return V::str("auto"); })
                     .check(v_reload_engine)
                     .choices({"auto", "poll", "inotify"})
-                    .no_effect(NO_RELOAD)
+                    .to(store<&Config::reload_engine>)
                     .help("The implementation that should be used to power reload: auto, poll or inotify."));
     t.back().s.type = ST::CHOICE;
     t.push_back(Row("reload_extra_files", DEBUGGING, ST::LIST)
@@ -1402,7 +1400,7 @@ std::vector<Setting> build_table() {
                     .meta("FILES")
                     .def(d_empty_list)
                     .check(v_list_of_existing_files)
-                    .no_effect(NO_RELOAD)
+                    .to(store<&Config::reload_extra_files>)
                     .help("Extends reload to also watch and reload on additional files."));
     t.push_back(flag_row("spew", DEBUGGING, {"--spew"})
                     .to(store<&Config::spew>)

@@ -312,9 +312,19 @@ def import_app(uri):
     if not callable(app):
         raise AppImportError("Application object must be callable.")
     return app
+
+def make_fail_app(msg):
+    msg = msg.encode("utf-8", "replace")
+    def app(environ, start_response):
+        start_response("500 Internal Server Error", [
+            ("Content-Type", "text/plain"),
+            ("Content-Length", str(len(msg)))])
+        return [msg]
+    return app
 )PY";
 
-Ref import_app(const std::string &uri, std::string &error, bool &boot_error) {
+Ref import_app(const std::string &uri, std::string &error, bool &boot_error,
+               std::string *syntax_error_file) {
     boot_error = false;
     static PyObject *ns = nullptr;  // the loader's globals, kept for the process
     if (!ns) {
@@ -327,6 +337,30 @@ Ref import_app(const std::string &uri, std::string &error, bool &boot_error) {
     PyObject *fn = PyDict_GetItemString(ns, "import_app");  // borrowed
     Ref app = Ref::steal(PyObject_CallFunction(fn, "s", uri.c_str()));
     if (app) return app;
+    if (syntax_error_file && PyErr_ExceptionMatches(PyExc_SyntaxError)) {
+        // gunicorn's load_wsgi under reload: serve the traceback, and
+        // watch the broken file (it is in no module's __file__).
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        syntax_error_file->clear();
+        if (value) {
+            Ref fname = Ref::steal(PyObject_GetAttrString(value, "filename"));
+            if (fname && PyUnicode_Check(fname.get())) {
+                const char *c = PyUnicode_AsUTF8(fname.get());
+                if (c) *syntax_error_file = c;
+            }
+            PyErr_Clear();
+        }
+        PyErr_Restore(type, value, tb);
+        error = fetch_traceback();
+        PyObject *make = PyDict_GetItemString(ns, "make_fail_app");  // borrowed
+        Ref fail = Ref::steal(PyObject_CallFunction(make, "s", error.c_str()));
+        if (fail) return fail;
+        boot_error = true;
+        error = fetch_traceback();
+        return Ref();
+    }
     PyObject *app_error = PyDict_GetItemString(ns, "AppImportError");
     if (PyErr_ExceptionMatches(app_error)) {
         error = exception_message();

@@ -11,6 +11,7 @@
 #include "cunicorn/http_parser.h"
 #include "cunicorn/http_writer.h"
 #include "cunicorn/log.h"
+#include "cunicorn/reloader.h"
 #include "cunicorn/wsgi.h"
 
 #include <arpa/inet.h>
@@ -888,6 +889,17 @@ void begin_graceful_stop(Worker &w) {
     stop_accepting(w);
 }
 
+// The reloader saw `file` change: as gunicorn's worker (log, worker_int,
+// exit 0 so the master spawns a fresh one), but through a graceful stop,
+// so requests in flight are answered and the listeners' backlog waits for
+// the next worker instead of failing.
+void on_reload_change(const std::string &file) {
+    Worker &w = g_worker;
+    LOG_INFO("Worker reloading: %s modified", file.c_str());
+    hooks::worker_int();
+    begin_graceful_stop(w);
+}
+
 void on_signal_pipe(ev::Loop &, int fd, int, void *) {
     Worker &w = g_worker;
     unsigned char sigs[64];
@@ -1030,6 +1042,7 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
     loop.add(g_sig_pipe[0], ev::READABLE, on_signal_pipe, nullptr);
     for (Listener &l : listeners) loop.add(l.fd, ev::READABLE | ev::EXCLUSIVE, on_conn_event, nullptr);
     w.accepting = true;
+    if (cfg.reload) reloader::start(cfg, loop, on_reload_change);
     hooks::post_worker_init();
 
     int64_t last_sweep = now_ms();
@@ -1044,6 +1057,7 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
                 break;
             }
             sweep(w);
+            if (cfg.reload && !w.stopping) reloader::tick();
             last_sweep = now;
         }
         if (w.stopping) {

@@ -10,6 +10,7 @@
 #include "cunicorn/hooks.h"
 #include "cunicorn/log.h"
 #include "cunicorn/pyref.h"
+#include "cunicorn/reloader.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1035,7 +1036,14 @@ namespace cunicorn::wsgi {
 int load_app(const Config &cfg) {
     std::string error;
     bool import_failed = false;
-    py::Ref app = py::import_app(cfg.wsgi_app, error, import_failed);
+    std::string syntax_error_file;
+    py::Ref app = py::import_app(cfg.wsgi_app, error, import_failed, cfg.reload ? &syntax_error_file : nullptr);
+    if (app && !error.empty()) {
+        // reload on and a SyntaxError: the app answers 500 with the
+        // traceback; the reloader also watches the broken file.
+        log::write_text(log::Level::ERROR, error);
+        if (!syntax_error_file.empty()) reloader::add_file(syntax_error_file);
+    }
     if (!app) {
         // Mirrors arbiter.py spawn_worker: AppImportError exits 4, anything
         // else while booting exits 3; the master halts on either.

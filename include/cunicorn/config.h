@@ -73,6 +73,8 @@ struct Config {
 
     // Debugging
     bool reload = false;
+    std::string reload_engine = "auto";         // auto, poll or inotify
+    std::vector<std::string> reload_extra_files;  // paths or glob patterns
     bool spew = false;
     bool check_config = false;          // main: load the app, exit 0/1
     bool print_config = false;          // main: print format_config(), then as check_config

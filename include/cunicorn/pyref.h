@@ -47,7 +47,11 @@ std::string exception_message();
 // `boot_error` tells which failure it was: true for an exception while
 // importing the module (worker exit code 3, WORKER_BOOT_ERROR), false for
 // an unusable app object (AppImportError, exit code 4).
-Ref import_app(const std::string &uri, std::string &error, bool &boot_error);
+// With `syntax_error_file` (reload on): a SyntaxError does not fail; the
+// result is an app answering 500 with the traceback as text/plain, the
+// traceback is in `error` and the broken file in *syntax_error_file.
+Ref import_app(const std::string &uri, std::string &error, bool &boot_error,
+               std::string *syntax_error_file = nullptr);
 
 // PyUnicode from latin-1 bytes (WSGI "native strings").
 inline PyObject *latin1(const char *p, size_t n) { return PyUnicode_DecodeLatin1(p, static_cast<Py_ssize_t>(n), nullptr); }

@@ -208,11 +208,12 @@ TEST(config_table_flags_are_gunicorns_spellings) {
 TEST(config_table_support_status) {
     using cunicorn::Support;
     for (const char *n : {"bind", "workers", "worker_class", "timeout", "chdir", "raw_env", "umask", "post_fork",
-                          "pre_request", "secure_scheme_headers", "proxy_protocol", "header_map", "accesslog"})
+                          "pre_request", "secure_scheme_headers", "proxy_protocol", "header_map", "accesslog",
+                          "reload", "reload_engine", "reload_extra_files"})
         CHECK(find_setting(n)->support == Support::IMPLEMENTED);
     for (const char *n : {"certfile", "keyfile", "paste", "protocol"})
         CHECK(find_setting(n)->support == Support::REFUSED);
-    for (const char *n : {"reload", "statsd_host", "syslog", "http_protocols", "dirty_workers", "ssl_context"})
+    for (const char *n : {"spew", "statsd_host", "syslog", "http_protocols", "dirty_workers", "ssl_context"})
         CHECK(find_setting(n)->support == Support::ACCEPTED_NO_EFFECT);
 }
 
@@ -764,11 +765,12 @@ TEST(config_hook_validation) {
 
 TEST(config_no_effect_and_refused) {
     Fixture f;
-    Config c = load({"--reload", "--statsd-host", "localhost", "--http-protocols", "h1,h2", "app:app"});
-    CHECK(has_warning(c, "reload = True has no effect: the code reloader is not implemented yet"));
+    Config c = load({"--spew", "--statsd-host", "localhost", "--http-protocols", "h1,h2", "app:app"});
+    CHECK(has_warning(c, "spew = True has no effect: line tracing is not implemented"));
     CHECK(has_warning(c, "statsd_host = ('localhost', 8125) has no effect"));
     CHECK(has_warning(c, "http_protocols = ['h1', 'h2'] has no effect: HTTP/2 is not supported"));
-    CHECK(c.reload);
+    CHECK(c.spew);
+    CHECK(load({"--reload", "app:app"}).warnings.empty());
     CHECK(load({"--no-control-socket", "--protocol", "http", "--http-parser", "fast", "app:app"}).warnings.empty());
     CHECK(load({"--suppress-ragged-eofs", "--http-protocols", "H1", "app:app"}).warnings.empty());
     CHECK(has_warning(load({"--logger-class", "my.Logger", "app:app"}), "logger_class = my.Logger has no effect"));
