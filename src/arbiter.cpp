@@ -391,14 +391,37 @@ void Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners) 
     workers_[pid] = slot;
 }
 
+bool Arbiter::counts(const WorkerSlot &slot) { return !slot.retiring && !slot.replacement; }
+
 void Arbiter::spawn_workers() {
     int active = 0;
-    for (auto &[pid, slot] : workers_) active += !slot.retiring;
+    for (auto &[pid, slot] : workers_) active += counts(slot);
     for (; active < num_workers_ && halt_status_ < 0; ++active) spawn_worker(cfg_, listeners_);
+}
+
+void Arbiter::replace_retiring_workers() {
+    std::vector<pid_t> wanting;
+    for (auto &[pid, slot] : workers_) {
+        if (slot.retiring) continue;
+        if (slot.replacement) {
+            auto next = workers_.find(slot.replacement);
+            if (next == workers_.end()) slot.replacement = 0;  // it died: try again
+            else if (next->second.status && next->second.status->booted && slot.status)
+                slot.status->replacement_ready = 1;  // it stops at its limit now
+        } else if (slot.status && slot.status->retire_requested) {
+            wanting.push_back(pid);
+        }
+    }
+    for (pid_t pid : wanting) {
+        spawn_worker(cfg_, listeners_);
+        for (auto &[npid, nslot] : workers_)
+            if (nslot.age == worker_age_) workers_[pid].replacement = npid;
+    }
 }
 
 void Arbiter::manage_workers() {
     if (reloading_) return;  // check_reload() decides during a HUP
+    replace_retiring_workers();
     spawn_workers();
     // Too many (TTOU, WINCH): retire the oldest first.
     for (;;) {
@@ -406,7 +429,7 @@ void Arbiter::manage_workers() {
         pid_t oldest = 0;
         int age = 0;
         for (auto &[pid, slot] : workers_) {
-            if (slot.retiring) continue;
+            if (!counts(slot)) continue;
             ++active;
             if (!oldest || slot.age < age) {
                 oldest = pid;

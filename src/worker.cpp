@@ -643,16 +643,34 @@ bool body_ready(const Conn &c, size_t head_len) {
     return true;
 }
 
+// max_requests: a little before the limit the worker asks the master for
+// its replacement; it stops at the limit only once the replacement has
+// booted, so there is never a moment without a worker accepting (gunicorn
+// stops at once and the listen queue waits for the respawn). Without the
+// shared page it stops at the limit, as gunicorn does.
+void check_max_requests(Worker &w) {
+    if (!w.max_requests || w.stopping) return;
+    WorkerStatus *st = w.info.status;
+    uint64_t slack = std::max<uint64_t>(1, w.max_requests / 10);
+    if (st && !st->retire_requested && w.nr + slack >= w.max_requests) {
+        st->retire_requested = 1;
+        kill(w.info.ppid, SIGCHLD);  // wake the master now, not at its next tick
+    }
+    // Past the limit, wait for the replacement, but at most `slack` more
+    // requests: a replacement that boots slowly must not keep this worker
+    // forever.
+    if (w.nr < w.max_requests || (st && !st->replacement_ready && w.nr < w.max_requests + slack)) return;
+    LOG_INFO("Autorestarting worker after current request.");
+    w.stopping = true;
+    w.stop_deadline = now_ms() + static_cast<int64_t>(w.cfg->graceful_timeout) * 1000;
+}
+
 void dispatch(Conn &c, size_t head_len) {
     Worker &w = *c.w;
     c.in.consume(head_len);
     ++w.nr;
     ++c.requests;
-    if (w.max_requests && w.nr >= w.max_requests && !w.stopping) {
-        LOG_INFO("Autorestarting worker after current request.");
-        w.stopping = true;
-        w.stop_deadline = now_ms() + static_cast<int64_t>(w.cfg->graceful_timeout) * 1000;
-    }
+    check_max_requests(w);
 
     ConnBody body(c, w);
     ConnSink sink(c);
@@ -1030,7 +1048,10 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
 
     int rc = wsgi::app_loaded() ? 0 : wsgi::load_app(cfg);
     if (rc != 0) return rc;
-    if (info.status) info.status->booted = 1;
+    if (info.status) {
+        info.status->booted = 1;
+        kill(info.ppid, SIGCHLD);  // a HUP or a max_requests hand-over waits for this
+    }
 
     ev::Loop loop(4096);
     if (!loop.ok()) {
@@ -1057,6 +1078,7 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
                 break;
             }
             sweep(w);
+            check_max_requests(w);  // the replacement may have become ready
             if (cfg.reload && !w.stopping) reloader::tick();
             last_sweep = now;
         }

@@ -33,6 +33,7 @@ private:
         WorkerStatus *status = nullptr;  // its shared page
         bool aborted = false;         // SIGABRT sent for a timeout
         bool retiring = false;        // told to stop (TERM)
+        pid_t replacement = 0;        // booting in its place (max_requests)
     };
 
     void start();
@@ -41,6 +42,10 @@ private:
     void spawn_worker(const Config &cfg, std::vector<Listener> &listeners);
     void spawn_workers();
     void manage_workers();
+    void replace_retiring_workers();
+    // Workers that count towards num_workers: not told to stop and not
+    // already being replaced.
+    static bool counts(const WorkerSlot &slot);
     void reap_workers();
     void murder_workers();
     void kill_worker(pid_t pid, int sig);

@@ -609,12 +609,13 @@ class MaxRequests(Base):
         self.assertTrue(load.wait(), 'a client thread did not finish')
         self.assertEqual(load.nfailed, 0, 'requests failed: ' + load.summary())
         self.assertEqual(load.ok, 400, load.summary())
-        # Each worker serves at most 50 (plus the few requests the 4 clients
-        # may have had in flight when it hit the limit).
+        # A worker asks for its replacement at 45 and stops at 50 once the
+        # replacement has booted, or at 55 at the latest (plus the few
+        # requests the 4 clients may have had in flight then).
         busiest = max(load.by_pid.values())
-        self.assertLessEqual(busiest, 54, 'a worker served %d requests: %s'
+        self.assertLessEqual(busiest, 59, 'a worker served %d requests: %s'
                              % (busiest, dict(load.by_pid)))
-        self.assertGreaterEqual(len(load.by_pid), 8, 'workers were not recycled: %s'
+        self.assertGreaterEqual(len(load.by_pid), 7, 'workers were not recycled: %s'
                                 % dict(load.by_pid))
         self.assertEqual(set(load.by_master), {srv.pid})
 
