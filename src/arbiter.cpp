@@ -84,11 +84,7 @@ int64_t now_ms() {
 }
 
 void install_master_signals() {
-    if (pipe(g_pipe) < 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-    for (int fd : g_pipe) {
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
+    if (!platform::signal_pipe(g_pipe)) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
     struct sigaction sa{};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);

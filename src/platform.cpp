@@ -3,6 +3,8 @@
 // (nginx's ngx_setproctitle does the same); on the BSDs with setproctitle(3).
 #include "cunicorn/platform.h"
 
+#include <fcntl.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <unistd.h>
@@ -57,6 +59,15 @@ void set_proctitle(const std::string &title) {
 #else
     (void)title;
 #endif
+}
+
+bool signal_pipe(int fds[2]) {
+    if (pipe(fds) < 0) return false;
+    for (int i = 0; i < 2; ++i) {
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    return true;
 }
 
 }  // namespace cunicorn::platform

@@ -11,6 +11,7 @@
 #include "cunicorn/http_parser.h"
 #include "cunicorn/http_writer.h"
 #include "cunicorn/log.h"
+#include "cunicorn/platform.h"
 #include "cunicorn/reloader.h"
 #include "cunicorn/wsgi.h"
 
@@ -247,12 +248,7 @@ void on_signal(int sig) {
 }
 
 void install_signals() {
-    if (pipe(g_sig_pipe) == 0) {
-        for (int fd : g_sig_pipe) {
-            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-            fcntl(fd, F_SETFD, FD_CLOEXEC);
-        }
-    }
+    if (!platform::signal_pipe(g_sig_pipe)) LOG_ERROR("pipe: %s", std::strerror(errno));
     struct sigaction sa{};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);

@@ -13,6 +13,11 @@ void proctitle_init(int argc, char **argv);
 // Sets what ps(1) and /proc/PID/cmdline show, e.g. "cunicorn: master [app]".
 void set_proctitle(const std::string &title);
 
+// The self-pipe a signal handler writes to and a loop polls: both ends
+// non-blocking (a full pipe means the reader is awake anyway) and
+// close-on-exec. Returns false with errno set.
+bool signal_pipe(int fds[2]);
+
 }  // namespace cunicorn::platform
 
 #endif
