@@ -639,23 +639,20 @@ bool body_ready(const Conn &c, size_t head_len) {
     return true;
 }
 
-// max_requests: a little before the limit the worker asks the master for
-// its replacement; it stops at the limit only once the replacement has
-// booted, so there is never a moment without a worker accepting (gunicorn
-// stops at once and the listen queue waits for the respawn). Without the
-// shared page it stops at the limit, as gunicorn does.
+// max_requests: at the limit the worker asks the master for its
+// replacement and keeps serving until that has booted (at most 10% more
+// requests if it boots slowly), so there is never a moment without a
+// worker accepting; gunicorn stops at once and the listen queue waits for
+// the respawn. Without the shared page it stops at the limit.
 void check_max_requests(Worker &w) {
-    if (!w.max_requests || w.stopping) return;
+    if (!w.max_requests || w.stopping || w.nr < w.max_requests) return;
     WorkerStatus *st = w.info.status;
-    uint64_t slack = std::max<uint64_t>(1, w.max_requests / 10);
-    if (st && !st->retire_requested && w.nr + slack >= w.max_requests) {
+    if (st && !st->retire_requested) {
         st->retire_requested = 1;
         kill(w.info.ppid, SIGCHLD);  // wake the master now, not at its next tick
     }
-    // Past the limit, wait for the replacement, but at most `slack` more
-    // requests: a replacement that boots slowly must not keep this worker
-    // forever.
-    if (w.nr < w.max_requests || (st && !st->replacement_ready && w.nr < w.max_requests + slack)) return;
+    uint64_t slack = std::max<uint64_t>(1, w.max_requests / 10);
+    if (st && !st->replacement_ready && w.nr < w.max_requests + slack) return;
     LOG_INFO("Autorestarting worker after current request.");
     w.stopping = true;
     w.stop_deadline = now_ms() + static_cast<int64_t>(w.cfg->graceful_timeout) * 1000;

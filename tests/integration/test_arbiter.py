@@ -609,9 +609,9 @@ class MaxRequests(Base):
         self.assertTrue(load.wait(), 'a client thread did not finish')
         self.assertEqual(load.nfailed, 0, 'requests failed: ' + load.summary())
         self.assertEqual(load.ok, 400, load.summary())
-        # A worker asks for its replacement at 45 and stops at 50 once the
-        # replacement has booted, or at 55 at the latest (plus the few
-        # requests the 4 clients may have had in flight then).
+        # A worker asks for its replacement at 50 and stops once that has
+        # booted, at 55 at the latest (plus the few requests the 4 clients
+        # may have had in flight then).
         busiest = max(load.by_pid.values())
         self.assertLessEqual(busiest, 59, 'a worker served %d requests: %s'
                              % (busiest, dict(load.by_pid)))
