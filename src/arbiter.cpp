@@ -141,10 +141,10 @@ void sd_notify(const std::string &msg) {
     sun.sun_family = AF_UNIX;
     std::memcpy(sun.sun_path, path, len);
     if (sun.sun_path[0] == '@') sun.sun_path[0] = '\0';
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = platform::socket_cloexec(AF_UNIX, SOCK_DGRAM, 0);
     if (fd < 0) return;
     socklen_t salen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
-    if (sendto(fd, msg.data(), msg.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr *>(&sun), salen) < 0)
+    if (sendto(fd, msg.data(), msg.size(), platform::SEND_NOSIGNAL, reinterpret_cast<sockaddr *>(&sun), salen) < 0)
         LOG_DEBUG("sd_notify: %s", std::strerror(errno));
     close(fd);
 }
@@ -152,9 +152,10 @@ void sd_notify(const std::string &msg) {
 // With reuse_port, each worker binds its own TCP sockets (SO_REUSEPORT:
 // the kernel spreads connections over them, no shared accept queue), as
 // gunicorn does; unix sockets and fd:// stay with the master, since a
-// second bind of a path would steal it.
+// second bind of a path would steal it. Where the kernel would not spread
+// them (platform.h), the master's socket stays shared.
 bool per_worker_bind(const Config &cfg, const std::string &bind) {
-    return cfg.reuse_port && parse_address(bind).kind == Address::TCP;
+    return cfg.reuse_port && platform::REUSE_PORT_BALANCES && parse_address(bind).kind == Address::TCP;
 }
 
 std::vector<std::string> master_binds(const Config &cfg) {
@@ -257,8 +258,8 @@ void Arbiter::start() {
     pid_ = getpid();
     if (const char *gp = std::getenv("GUNICORN_PID")) master_pid_ = static_cast<pid_t>(std::atol(gp));
     char buf[4096];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    exe_ = n > 0 ? std::string(buf, static_cast<size_t>(n)) : original_argv().at(0);
+    exe_ = platform::executable_path();
+    if (exe_.empty()) exe_ = original_argv().at(0);
     if (getcwd(buf, sizeof buf)) start_cwd_ = buf;
     LOG_INFO("Starting cunicorn %s", CUNICORN_VERSION);
     if (!cfg_.pidfile.empty()) pidfile_create(pidfile_path(), pid_);

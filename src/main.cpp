@@ -78,20 +78,16 @@ static int reexec_in_virtualenv(const Config &cfg, const std::string &startup_cw
     std::vector<char *> argv;
     for (const std::string &a : args) argv.push_back(const_cast<char *>(a.c_str()));
     argv.push_back(nullptr);
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        execv(exe, argv.data());
-    } else {
-        execvp(argv[0], argv.data());
-    }
-    std::fprintf(stderr, "Error: cannot execute %s to enter virtualenv %s: %s\n", n > 0 ? exe : argv[0],
+    std::string exe = platform::executable_path();
+    if (!exe.empty()) execv(exe.c_str(), argv.data());
+    else execvp(argv[0], argv.data());
+    std::fprintf(stderr, "Error: cannot execute %s to enter virtualenv %s: %s\n", !exe.empty() ? exe.c_str() : argv[0],
                  cfg.virtualenv.c_str(), std::strerror(errno));
     return 1;
 }
 
 int main(int argc, char **argv) {
+    platform::remember_executable(argc > 0 ? argv[0] : nullptr);
     platform::proctitle_init(argc, argv);
     std::string startup_cwd;
     if (char *cwd = getcwd(nullptr, 0)) {

@@ -2,6 +2,7 @@
 #include "cunicorn/sock.h"
 
 #include "cunicorn/log.h"
+#include "cunicorn/platform.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -142,9 +143,7 @@ static int bind_tcp(const Address &a, const BindOptions &opt, int &family) {
         if (fd < 0) { saved = errno; continue; }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-#ifdef SO_REUSEPORT
-        if (opt.reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-#endif
+        if (opt.reuse_port) platform::set_reuse_port(fd);
         if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, opt.backlog) == 0) {

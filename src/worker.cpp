@@ -26,9 +26,6 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/sendfile.h>
-#endif
 
 #include <cerrno>
 #include <cstdlib>
@@ -54,11 +51,6 @@ constexpr uint64_t DRAIN_LIMIT = 1024 * 1024;
 // Graceful close: how long to read and discard after shutdown(SHUT_WR).
 constexpr int LINGER_MS = 2000;
 constexpr int ACCEPT_BATCH = 1;
-#ifdef MSG_MORE
-constexpr int SEND_MORE = MSG_MORE;  // Linux: coalesce the head with the file
-#else
-constexpr int SEND_MORE = 0;
-#endif
 
 int64_t now_ms() {
     timespec ts;
@@ -328,8 +320,8 @@ bool write_some(Conn &c, const char *&extra, size_t &extra_len) {
         msghdr msg{};
         msg.msg_iov = iov;
         msg.msg_iovlen = static_cast<decltype(msg.msg_iovlen)>(n);
-        // MSG_MORE: the head goes out in one segment with the file after it.
-        ssize_t w = sendmsg(c.fd, &msg, MSG_NOSIGNAL | (c.file_left ? SEND_MORE : 0));
+        // SEND_MORE: the head goes out in one segment with the file after it.
+        ssize_t w = sendmsg(c.fd, &msg, platform::SEND_NOSIGNAL | (c.file_left ? platform::SEND_MORE : 0));
         if (w < 0) {
             if (errno == EINTR) continue;
             return errno == EAGAIN || errno == EWOULDBLOCK;
@@ -351,15 +343,7 @@ bool write_some(Conn &c, const char *&extra, size_t &extra_len) {
 // Sends the queued file until the socket is full. Returns false on error.
 bool send_file_some(Conn &c) {
     while (c.file_left > 0) {
-#ifdef __linux__
-        ssize_t w = ::sendfile(c.fd, c.file_fd, &c.file_off, c.file_left);
-#else
-        char buf[65536];
-        ssize_t r = pread(c.file_fd, buf, std::min(c.file_left, sizeof buf), c.file_off);
-        if (r <= 0) return false;
-        ssize_t w = send(c.fd, buf, static_cast<size_t>(r), MSG_NOSIGNAL);
-        if (w > 0) c.file_off += w;
-#endif
+        ssize_t w = platform::send_file(c.fd, c.file_fd, &c.file_off, c.file_left);
         if (w > 0) {
             c.file_left -= static_cast<size_t>(w);
             continue;
@@ -831,15 +815,7 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
             if (!l) return;
             sockaddr_storage ss{};
             socklen_t len = sizeof ss;
-#ifdef __linux__
-            int cfd = accept4(fd, reinterpret_cast<sockaddr *>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-#else
-            int cfd = accept(fd, reinterpret_cast<sockaddr *>(&ss), &len);
-            if (cfd >= 0) {
-                fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) | O_NONBLOCK);
-                fcntl(cfd, F_SETFD, FD_CLOEXEC);
-            }
-#endif
+            int cfd = platform::accept_nonblocking(fd, reinterpret_cast<sockaddr *>(&ss), &len);
             if (cfd < 0) {
                 if (errno == EMFILE || errno == ENFILE)
                     LOG_ERROR("accept: %s", std::strerror(errno));
