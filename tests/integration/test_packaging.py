@@ -264,6 +264,23 @@ class MakeInstall(unittest.TestCase):
         self.check_install('bmake')
 
 
+class ManPageFiles(unittest.TestCase):
+
+    def test_files_section_names_what_install_puts_in_place(self):
+        # Every installed file but the binary and the pages themselves has
+        # its own entry, with the path make install gives it.
+        with open(os.path.join(ROOT, 'man', 'cunicorn.1'), encoding='utf-8') as f:
+            page = f.read()
+        files = page.partition('\n.Sh FILES\n')[2].partition('\n.Sh ')[0]
+        entries = {line[len('.It Pa '):].strip() for line in files.splitlines()
+                   if line.startswith('.It Pa /')}
+        expected = {'/' + rel for rel in INSTALLED
+                    if not rel.startswith(('usr/local/bin/', 'usr/local/share/man/'))}
+        self.assertEqual(sorted(expected - entries), [], 'installed but not in FILES')
+        self.assertEqual(sorted(p for p in entries - expected if p.startswith(PREFIX + '/')), [],
+                         'in FILES but not installed')
+
+
 # --------------------------------------------------------------------------
 # shell scripts
 
