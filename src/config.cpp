@@ -1795,6 +1795,14 @@ std::vector<Setting> build_table() {
                     .to(apply_virtualenv)
                     .help("The virtualenv to run the application in (python3 -m venv DIR), made by the "
                           "Python cunicorn runs; $VIRTUAL_ENV if not set."));
+    t.push_back(int_row("limit_request_header_size", SECURITY, {"--limit-request-header-size"}, d_int<0>)
+                    .to(store<&Config::limit_request_header_size>)
+                    .help("Limit the size of the request head (request line and header fields) in bytes; "
+                          "a larger one is answered with 431 (0 = only the limits above)."));
+    t.push_back(int_row("limit_request_body", SECURITY, {"--limit-request-body"}, d_int<0>)
+                    .to(store<&Config::limit_request_body>)
+                    .help("Limit the size of a request body in bytes; a larger one is answered with 413 "
+                          "(0 = unlimited)."));
 
     std::vector<Setting> out;
     out.reserve(t.size());

@@ -252,7 +252,12 @@ struct Limits {
     size_t fields;
     size_t field_size;  // per line incl. CRLF and folded continuations
     size_t max_buffer;  // max_buffer_headers
+    size_t head;        // limit_request_header_size: whole head, 0 = none
 };
+
+// LimitRequestHeaders' message for limit_request_header_size, worded like
+// gunicorn's own ones for that class.
+constexpr const char *MSG_HEAD_SIZE = "limit request header size";
 
 Limits limits_of(const Options &o) {
     Limits l{};
@@ -268,6 +273,7 @@ Limits limits_of(const Options &o) {
         l.max_buffer = SIZE_MAX;
     else
         l.max_buffer = l.fields * per + 4;
+    l.head = o.limit_request_header_size;
     return l;
 }
 
@@ -696,7 +702,7 @@ bool parse_request_line(const char *p, size_t n, const Options &opt, std::string
 // ---------------------------------------------------------------------------
 // Body framing (Message.set_body_reader) and keep-alive (should_close).
 
-bool set_body_framing(Request &out, HeadResult &r) {
+bool set_body_framing(Request &out, const Options &opt, HeadResult &r) {
     bool chunked = false;
     const Header *cl = nullptr;
     for (const Header &h : out.headers) {
@@ -761,6 +767,14 @@ bool set_body_framing(Request &out, HeadResult &r) {
                 return fail_head(r, Error::INVALID_HEADER, msg_invalid_header("CONTENT-LENGTH"));
             n = n * 10 + uint64_t(c - '0');
         }
+        // limit_request_body: refused before the app runs or a byte of
+        // the body is read (RFC 9110 15.5.14).
+        if (opt.limit_request_body && n > opt.limit_request_body) {
+            char m[96];
+            std::snprintf(m, sizeof m, "Request body is too large (%llu > %llu)", (unsigned long long)n,
+                          (unsigned long long)opt.limit_request_body);
+            return fail_head(r, Error::LIMIT_REQUEST_BODY, m);
+        }
         out.body = BodyKind::LENGTH;
         out.content_length = n;
     }
@@ -806,6 +820,7 @@ const char *error_name(Error e) {
     case Error::CHUNK_MISSING_TERMINATOR: return "ChunkMissingTerminator";
     case Error::INVALID_CHUNK_EXTENSION: return "InvalidChunkExtension";
     case Error::NO_MORE_DATA: return "NoMoreData";
+    case Error::LIMIT_REQUEST_BODY: return "LimitRequestBody";
     }
     return "UnknownError";
 }
@@ -814,11 +829,12 @@ const char *error_name(Error e) {
 // too, although its .code is 414), LimitRequestHeaders 431, the newer
 // UnsupportedTransferCoding 501 and ExpectationFailed 417,
 // ForbiddenProxyRequest 403; InvalidProxyHeader is not in the list and ends
-// as a generic 500.
+// as a generic 500. cunicorn's LimitRequestBody is 413 (RFC 9110 15.5.14).
 int error_status(Error e) {
     switch (e) {
     case Error::NONE: return 0;
     case Error::LIMIT_REQUEST_HEADERS: return 431;
+    case Error::LIMIT_REQUEST_BODY: return 413;
     case Error::UNSUPPORTED_TRANSFER_CODING: return 501;
     case Error::EXPECTATION_FAILED: return 417;
     case Error::FORBIDDEN_PROXY_REQUEST: return 403;
@@ -831,6 +847,7 @@ const char *error_reason(Error e) {
     switch (e) {
     case Error::NONE: return "";
     case Error::LIMIT_REQUEST_HEADERS: return "Request Header Fields Too Large";
+    case Error::LIMIT_REQUEST_BODY: return "Content Too Large";
     case Error::EXPECTATION_FAILED: return "Expectation Failed";
     case Error::FORBIDDEN_PROXY_REQUEST: return "Forbidden";
     case Error::INVALID_PROXY_HEADER: return "Internal Server Error";
@@ -918,6 +935,13 @@ HeadResult parse_head(const char *buf, size_t len, const Options &opt, bool peer
                 fail_head(r, Error::LIMIT_REQUEST_LINE, m);
                 return r;
             }
+            // Only an unlimited line is stopped by the head size before
+            // its CRLF: a limited one is short, and waiting for its CRLF
+            // keeps LimitRequestLine first however the bytes were split.
+            if (!lim.line && lim.head && have > lim.head) {
+                fail_head(r, Error::LIMIT_REQUEST_HEADERS, MSG_HEAD_SIZE);
+                return r;
+            }
             out.resume.scanned = len;
             return r;
         }
@@ -926,6 +950,10 @@ HeadResult parse_head(const char *buf, size_t len, const Options &opt, bool peer
             char m[80];
             std::snprintf(m, sizeof m, "Request Line is too large (%zu > %zu)", idx, lim.line);
             fail_head(r, Error::LIMIT_REQUEST_LINE, m);
+            return r;
+        }
+        if (lim.head && idx + 2 > lim.head) {
+            fail_head(r, Error::LIMIT_REQUEST_HEADERS, MSG_HEAD_SIZE);
             return r;
         }
         line_end = size_t(crlf - buf);
@@ -944,29 +972,43 @@ HeadResult parse_head(const char *buf, size_t len, const Options &opt, bool peer
         if (hdr_end) head_len = size_t(hdr_end - buf) + 4;
     }
 
+    // The section is bounded by max_buffer_headers and by what
+    // limit_request_header_size leaves after the request line, whichever
+    // is smaller; one bound, so that which message is sent does not depend
+    // on how the bytes were split.
+    size_t section_cap = lim.max_buffer;
+    const char *section_msg = "max buffer headers";
+    if (lim.head) {
+        size_t line_bytes = hstart - start;
+        size_t room = lim.head > line_bytes ? lim.head - line_bytes : 0;
+        if (room < section_cap) {
+            section_cap = room;
+            section_msg = MSG_HEAD_SIZE;
+        }
+    }
     if (!hdr_end) {
         if (!line_checked) {
             RequestLine rl;
             if (!parse_request_line(buf + start, line_end - start, opt, nullptr, 0, rl, r)) return r;
         }
-        // max_buffer_headers, applied to the section as soon as it is
-        // certain that its terminator lies beyond it.
-        if (len - hstart > lim.max_buffer) {
-            fail_head(r, Error::LIMIT_REQUEST_HEADERS, "max buffer headers");
+        // Applied to the section as soon as it is certain that its
+        // terminator lies beyond the bound.
+        if (len - hstart > section_cap) {
+            fail_head(r, Error::LIMIT_REQUEST_HEADERS, section_msg);
             return r;
         }
         out.resume.line_end = line_end;
         out.resume.scanned = len;
         return r;
     }
-    if (head_len - hstart > lim.max_buffer) {
+    if (head_len - hstart > section_cap) {
         // The same bound when the terminator came in one read with the rest:
         // gunicorn fed byte by byte would have stopped at the limit.
         if (!line_checked) {
             RequestLine rl;
             if (!parse_request_line(buf + start, line_end - start, opt, nullptr, 0, rl, r)) return r;
         }
-        fail_head(r, Error::LIMIT_REQUEST_HEADERS, "max buffer headers");
+        fail_head(r, Error::LIMIT_REQUEST_HEADERS, section_msg);
         return r;
     }
 
@@ -993,7 +1035,7 @@ HeadResult parse_head(const char *buf, size_t len, const Options &opt, bool peer
     }
     out.expect_continue = pol.expect_continue;
     if (pol.scheme_set) out.scheme = pol.scheme;
-    if (!set_body_framing(out, r)) return r;
+    if (!set_body_framing(out, opt, r)) return r;
     out.keep_alive = keep_alive(out);
     r.status = Status::DONE;
     r.consumed = head_len;
@@ -1039,8 +1081,10 @@ void ChunkedDecoder::reset() {
     line_.clear();
     trailers_.clear();
     error_ = Error::NONE;
+    received_ = 0;
     line_len_ = 0;
     ext_ = ext_cr_ = false;
+    ext_ctl_ = -1;
     msg_.clear();
 }
 
@@ -1074,6 +1118,11 @@ ChunkedDecoder::Step ChunkedDecoder::step(const char *p, size_t len) {
             failed(Error::INVALID_CHUNK_EXTENSION, "Invalid chunk extension: bare CR not allowed");
             return false;
         }
+        if (ext_ && ext_ctl_ >= 0) {
+            std::string byte(1, char(ext_ctl_));
+            failed(Error::INVALID_CHUNK_EXTENSION, "Invalid chunk extension: " + py_bytes_repr(byte) + " not allowed");
+            return false;
+        }
         // BWS before ';' only when an extension follows (RFC 9112 7.1.1).
         std::string_view size = line_;
         if (ext_) size = rtrim_ows(size);
@@ -1095,9 +1144,20 @@ ChunkedDecoder::Step ChunkedDecoder::step(const char *p, size_t len) {
             char c = size[k];
             v = (v << 4) | uint64_t(c <= '9' ? c - '0' : (ascii_lower(c) - 'a' + 10));
         }
+        // limit_request_body: refused at the size line that would take the
+        // body past it, so the app never gets a byte beyond the limit.
+        if (opt.limit_request_body && v > opt.limit_request_body - received_) {
+            char m[96];
+            std::snprintf(m, sizeof m, "Request body is too large (more than %llu bytes)",
+                          (unsigned long long)opt.limit_request_body);
+            failed(Error::LIMIT_REQUEST_BODY, m);
+            return false;
+        }
+        received_ += v;
         line_.clear();
         line_len_ = 0;
         ext_ = ext_cr_ = false;
+        ext_ctl_ = -1;
         if (v == 0) {
             st = ChunkState::TRAILERS;
         } else {
@@ -1145,6 +1205,12 @@ ChunkedDecoder::Step ChunkedDecoder::step(const char *p, size_t len) {
                 ++i;
                 break;
             }
+            // RFC 9112 7.1.1: token or quoted-string, neither of which
+            // holds a control byte other than HTAB. gunicorn lets a bare LF
+            // through, which a hop that ends lines at LF reads as the end
+            // of the size line: the chunk data would start elsewhere.
+            if (ext_ctl_ < 0 && has(static_cast<unsigned char>(c), C_VALUE_BAD))
+                ext_ctl_ = static_cast<unsigned char>(c);
             ++i;
             grow_line();
             break;

@@ -982,6 +982,8 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
                         : cfg.header_map == "dangerous" ? http::HeaderMap::DANGEROUS
                                                         : http::HeaderMap::DROP;
     w.opts.forwarder_headers = cfg.forwarder_headers;
+    w.opts.limit_request_header_size = static_cast<size_t>(cfg.limit_request_header_size);
+    w.opts.limit_request_body = static_cast<uint64_t>(cfg.limit_request_body);
     w.keepalive_ms = cfg.keepalive * 1000;
     w.io_timeout_ms = (cfg.timeout > 0 ? cfg.timeout : 30) * 1000;
     if (cfg.max_requests > 0) {

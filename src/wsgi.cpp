@@ -999,8 +999,9 @@ Outcome handle(RequestContext &ctx, http::Response &resp) {
                                : st.body_error_code != http::Error::NONE
                                    ? http::error_response(st.body_error_code, st.body_error_message)
                                    : http::error_response(400, "Bad Request", st.body_error_message);
-            resp.status = st.body_error ? "400 Bad Request" : "500 Internal Server Error";
-            resp.status_code = st.body_error ? 400 : 500;
+            // For the access log: the status of the page, after "HTTP/1.1 ".
+            resp.status = page.substr(9, page.find('\r') - 9);
+            resp.status_code = std::atoi(resp.status.c_str());
             resp.headers.clear();
             ctx.sink->write(page.data(), page.size());
             resp.headers_sent = true;

@@ -70,6 +70,9 @@ struct Config {
     long long limit_request_line = 4094;
     long long limit_request_fields = 100;
     long long limit_request_field_size = 8190;
+    // cunicorn's own, 0 = none (see http::Options)
+    long long limit_request_header_size = 0;
+    long long limit_request_body = 0;
 
     // Debugging
     bool reload = false;

@@ -9,7 +9,9 @@
 // (RFC 9112 2.2); Transfer-Encoding elements are trimmed of SP/HTAB only, so
 // "chunked\xa0" is an unknown coding (501); Content-Length over 18
 // significant digits is InvalidHeader and a chunk size over 16 hex digits
-// InvalidChunkSize instead of a bignum; a PROXY v1 line is bounded to 107
+// InvalidChunkSize instead of a bignum; a bare LF or other control byte but
+// HTAB in a chunk extension is InvalidChunkExtension (RFC 9112 7.1.1; gunicorn
+// refuses only a bare CR); a PROXY v1 line is bounded to 107
 // bytes (the PROXY spec); limits (line, max_buffer_headers, chunk-size line,
 // trailer section) are applied to where the terminator is, so whether one
 // is hit does not depend on how the bytes were split into reads.
@@ -46,11 +48,16 @@ enum class Error : uint8_t {
     CHUNK_MISSING_TERMINATOR,
     INVALID_CHUNK_EXTENSION,
     NO_MORE_DATA,
+    // cunicorn's own: a body over limit_request_body (413). Head size over
+    // limit_request_header_size is LIMIT_REQUEST_HEADERS, gunicorn's class
+    // for every other header-section limit.
+    LIMIT_REQUEST_BODY,
 };
 
 // gunicorn's class name, e.g. "InvalidHeader".
 const char *error_name(Error e);
-// Status gunicorn answers with (400, 431, 501, 417, 403, 500); body-phase
+// Status gunicorn answers with (400, 431, 501, 417, 403, 500), and 413
+// (RFC 9110 15.5.14) for LIMIT_REQUEST_BODY; body-phase
 // errors (chunked framing, truncation) return 400: gunicorn sends nothing
 // for them, but RFC 9112 section 6.3 wants the server to reject the message,
 // and we still can when the response has not started.
@@ -77,6 +84,14 @@ struct Options {
     bool permit_unconventional_http_version = false;
     bool casefold_http_method = false;
     HeaderMap header_map = HeaderMap::DROP;
+    // cunicorn's own limits, which gunicorn does not have; 0 = none.
+    // The request head from the request line to the empty line ending the
+    // header section, CRLFs included; without it the head is still bounded
+    // by limit_request_line + max_buffer_headers.
+    size_t limit_request_header_size = 0;
+    // A Content-Length above it is refused with the head; a chunked body
+    // fails at the chunk-size line that would take it past the limit.
+    uint64_t limit_request_body = 0;
     // Underscore header names a trusted peer may pass (upper-case, "*" = all).
     std::vector<std::string> forwarder_headers{"SCRIPT_NAME", "PATH_INFO"};
     // Upper-case header name -> value meaning https, from trusted peers only.
@@ -199,9 +214,11 @@ private:
     std::string line_;   // partial size or trailer line being assembled
     std::vector<std::pair<std::string, std::string>> trailers_;
     Error error_ = Error::NONE;
+    uint64_t received_ = 0;     // chunk-data bytes announced so far (limit_request_body)
     uint32_t line_len_ = 0;     // bytes of the current chunk-size line
     bool ext_ = false;          // a ';' started a chunk extension
     bool ext_cr_ = false;       // a bare CR was seen inside the extension
+    int ext_ctl_ = -1;          // first other control byte in it (bare LF, NUL...)
     mutable std::string msg_;   // set by step() and at_eof() on error
 };
 

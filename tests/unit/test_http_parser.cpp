@@ -231,6 +231,21 @@ void cfg_tiny_buffer(http::Options &o) {  // max_buffer_headers = 1 * (10 + 2) +
 void cfg_line20(http::Options &o) { o.limit_request_line = 20; }
 void cfg_line0(http::Options &o) { o.limit_request_line = 0; }
 void cfg_line_clamped(http::Options &o) { o = http::Options::from_settings(100000, 100, 8190); }
+void cfg_head40(http::Options &o) { o.limit_request_header_size = 40; }
+void cfg_head40_line0(http::Options &o) {
+    o.limit_request_line = 0;
+    o.limit_request_header_size = 40;
+}
+void cfg_head40_line20(http::Options &o) {
+    o.limit_request_line = 20;
+    o.limit_request_header_size = 40;
+}
+void cfg_head_over_buffer(http::Options &o) {  // max_buffer_headers 16 is the smaller bound
+    o.limit_request_fields = 1;
+    o.limit_request_field_size = 10;
+    o.limit_request_header_size = 100;
+}
+void cfg_body10(http::Options &o) { o.limit_request_body = 10; }
 
 }  // namespace
 
@@ -445,6 +460,54 @@ TEST(http_limits) {
         {"max_buffer_within", head("A: 1\r\n"), ok(), cfg_tiny_buffer},
         {"request_line_error_before_buffer_limit", "GET / HTTP/9.9\r\n" + std::string(20, 'x'),
          err(Error::INVALID_HTTP_VERSION), cfg_tiny_buffer},
+    });
+}
+
+// limit_request_header_size: the head from the request line to the final
+// CRLF (a skipped empty line before it not counted). GET + "X: 12345\r\n"
+// + CRLF is 16 + 10 + 2 = 28 bytes.
+TEST(http_limit_request_header_size) {
+    const std::string HS = "limit request header size";
+    run_heads({
+        {"off_by_default", head(std::string(100, 'X') + ": 1\r\n"), ok()},
+        {"head_at_limit", head("X: " + std::string(17, 'a') + "\r\n"), ok().n(40), cfg_head40},
+        {"head_over_limit", head("X: " + std::string(18, 'a') + "\r\n"),
+         err(Error::LIMIT_REQUEST_HEADERS, HS), cfg_head40},
+        {"empty_line_before_not_counted", "\r\n" + head("X: " + std::string(17, 'a') + "\r\n"), ok().n(42),
+         cfg_head40},
+        {"counted_over_several_fields", head("A: 1234567\r\nB: 1234567\r\n"),
+         err(Error::LIMIT_REQUEST_HEADERS, HS), cfg_head40},
+        {"unterminated_over_limit", GET + "X: " + std::string(30, 'a'),
+         err(Error::LIMIT_REQUEST_HEADERS, HS), cfg_head40},
+        {"unterminated_within_limit", GET + "X: " + std::string(21, 'a'), need_more(), cfg_head40},
+        // A request line longer than the head may be: refused before it
+        // is looked at, as a head over the limit.
+        {"line_alone_over_limit", "BAD\x01 /" + std::string(40, 'a') + " HTTP/1.1\r\n\r\n",
+         err(Error::LIMIT_REQUEST_HEADERS, HS), cfg_head40},
+        {"unlimited_line_stopped", "GET /" + std::string(60, 'a'), err(Error::LIMIT_REQUEST_HEADERS, HS),
+         cfg_head40_line0},
+        {"limited_line_waits_for_its_limit", "GET /" + std::string(30, 'a'),
+         err(Error::LIMIT_REQUEST_LINE, "Request Line is too large (35 > 20)"), cfg_head40_line20},
+        {"line_limit_first", "GET /" + std::string(30, 'a') + " HTTP/1.1\r\n\r\n",
+         err(Error::LIMIT_REQUEST_LINE, "Request Line is too large (44 > 20)"), cfg_head40_line20},
+        {"invalid_line_first", "GET / HTTP/9.9\r\nX: " + std::string(40, 'a'), err(Error::INVALID_HTTP_VERSION),
+         cfg_head40},
+        {"max_buffer_still_applies", GET + "X_: 0123456789abcdef",
+         err(Error::LIMIT_REQUEST_HEADERS, "max buffer headers"), cfg_head_over_buffer},
+    });
+}
+
+TEST(http_limit_request_body) {
+    auto cl = [](const std::string &v) { return head("Content-Length: " + v + "\r\n", "POST / HTTP/1.1\r\n"); };
+    run_heads({
+        {"off_by_default", cl("999999999999999999"), ok().cl(999999999999999999ull)},
+        {"at_limit", cl("10"), ok().cl(10), cfg_body10},
+        {"leading_zeros_at_limit", cl("00010"), ok().cl(10), cfg_body10},
+        {"over_limit", cl("11"), err(Error::LIMIT_REQUEST_BODY, "Request body is too large (11 > 10)"), cfg_body10},
+        {"invalid_length_first", cl("+11"), err(Error::INVALID_HEADER, "Invalid HTTP Header: 'CONTENT-LENGTH'"),
+         cfg_body10},
+        {"chunked_is_checked_as_it_comes", head("Transfer-Encoding: chunked\r\n", "POST / HTTP/1.1\r\n"),
+         ok().b(BodyKind::CHUNKED), cfg_body10},
     });
 }
 
@@ -676,6 +739,15 @@ TEST(http_chunked) {
         {"sixteen_hex_digits", "ffffffffffffffff\r\nab", End::AT_EOF, Error::NO_MORE_DATA, NMD, "ab"},
         {"bare_cr_in_extension", "5;a\rb\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION,
          "Invalid chunk extension: bare CR not allowed"},
+        // Stricter than gunicorn, which skips a bare LF in an extension: a
+        // hop ending lines at LF would take "x" for the chunk's first byte.
+        {"bare_lf_in_extension", "5;a\nx\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION,
+         "Invalid chunk extension: b'\\n' not allowed"},
+        {"nul_in_extension", "5;a=\"\0\"\r\nhello\r\n0\r\n\r\n"s, End::ERROR, Error::INVALID_CHUNK_EXTENSION,
+         "Invalid chunk extension: b'\\x00' not allowed"},
+        {"del_in_extension", "5;a\x7f\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION},
+        {"htab_in_extension", "5;\ta=\"b\tc\"\r\nhello\r\n0\r\n\r\n", End::DONE, Error::NONE, "", "hello"},
+        {"obs_text_in_extension", "5;a=\"\xe9\"\r\nhello\r\n0\r\n\r\n", End::DONE, Error::NONE, "", "hello"},
         {"bare_cr_in_size", "5\r5\r\n", End::ERROR, Error::INVALID_CHUNK_SIZE, bad_size("b'5\\r5'")},
         {"bare_lf_in_size", "5\n\r\n", End::ERROR, Error::INVALID_CHUNK_SIZE, bad_size("b'5\\n'")},
         {"data_not_followed_by_crlf", "5\r\nhelloXY0\r\n\r\n", End::ERROR, Error::CHUNK_MISSING_TERMINATOR,
@@ -715,6 +787,16 @@ TEST(http_chunked) {
         {"eof_after_data_cr", "5\r\nhello\r", End::AT_EOF, Error::CHUNK_MISSING_TERMINATOR, TERM + "b'\\r'", "hello"},
         {"eof_after_last_chunk", "0\r\n", End::AT_EOF, Error::CHUNK_MISSING_TERMINATOR, TERM + "b''"},
         {"eof_in_trailers", "0\r\nX: 1\r\n", End::AT_EOF, Error::CHUNK_MISSING_TERMINATOR, TERM + "b''"},
+        // limit_request_body (10): checked at each chunk-size line against
+        // the total announced so far.
+        {"body_at_limit", "4\r\nabcd\r\n6\r\nefghij\r\n0\r\n\r\n", End::DONE, Error::NONE, "", "abcdefghij", {},
+         size_t(-1), cfg_body10},
+        {"body_over_limit", "4\r\nabcd\r\n7\r\nefghijk\r\n0\r\n\r\n", End::ERROR, Error::LIMIT_REQUEST_BODY,
+         "Request body is too large (more than 10 bytes)", "abcd", {}, 12, cfg_body10},
+        {"huge_chunk_over_limit", "ffffffffffffffff\r\n", End::ERROR, Error::LIMIT_REQUEST_BODY,
+         "Request body is too large (more than 10 bytes)", "", {}, 18, cfg_body10},
+        {"zero_chunks_at_limit", "a\r\n0123456789\r\n0\r\n\r\n", End::DONE, Error::NONE, "", "0123456789", {},
+         size_t(-1), cfg_body10},
     };
     for (const ChunkCase &c : cases) run_chunk(c);
 }
@@ -910,6 +992,7 @@ TEST(http_error_table) {
         {Error::CHUNK_MISSING_TERMINATOR, "ChunkMissingTerminator", 400, "Bad Request"},
         {Error::INVALID_CHUNK_EXTENSION, "InvalidChunkExtension", 400, "Bad Request"},
         {Error::NO_MORE_DATA, "NoMoreData", 400, "Bad Request"},
+        {Error::LIMIT_REQUEST_BODY, "LimitRequestBody", 413, "Content Too Large"},
     };
     for (const Row &r : rows) {
         CHECK_EQ(std::string(http::error_name(r.e)), std::string(r.name));

@@ -31,6 +31,14 @@ TEST(writer_431_page) {
     CHECK(page.find("Error parsing headers: &#x27;limit request headers fields size&#x27;") != std::string::npos);
 }
 
+TEST(writer_413_page) {
+    // limit_request_body, cunicorn's own: gunicorn's page shape, RFC 9110's reason phrase.
+    std::string page = error_response(Error::LIMIT_REQUEST_BODY, "Request body is too large (11 > 10)");
+    CHECK(page.rfind("HTTP/1.1 413 Content Too Large\r\nConnection: close\r\n", 0) == 0);
+    CHECK(page.find("<title>Content Too Large</title>") != std::string::npos);
+    CHECK(page.find("\n    Request body is too large (11 &gt; 10)\n") != std::string::npos);
+}
+
 TEST(writer_chunked_when_no_length_on_http11) {
     Response r;
     r.status = "200 OK";
