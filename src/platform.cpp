@@ -49,7 +49,12 @@ void proctitle_init(int argc, char **argv) {
         copy[i] = strdup(environ[i]);
     }
     copy[n] = nullptr;
-    environ = copy;
+    // Kept for the process's lifetime, and held here too: setenv() may
+    // move environ to a new array, which would leave the copy unreachable
+    // and reported as lost by leak checkers (volatile: a pointer that is
+    // never read would otherwise be optimised away).
+    static char **volatile kept = nullptr;
+    environ = kept = copy;
     g_area = argv[0];
     g_area_len = static_cast<size_t>(end - argv[0]);
 #else
