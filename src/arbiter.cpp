@@ -277,6 +277,12 @@ void Arbiter::start() {
         }
     LOG_INFO("Listening at: %s (%d)", urls.c_str(), pid_);
     LOG_INFO("Using worker: sync");
+    // Workers keep the master's uid unless --user names another non-zero
+    // one (drop_privileges). Root stays allowed, containers do it on
+    // purpose, but is said once: a hole in the app would own the machine.
+    if (cfg_.uid <= 0 && geteuid() == 0)
+        LOG_WARNING("workers run as root (uid 0): a compromised application controls the whole "
+                    "machine; use --user (-u) to run them as an unprivileged user");
     if (cfg_.preload_app) {
         // --preload: import once here; workers inherit the module pages.
         int rc = wsgi::load_app(cfg_);

@@ -153,6 +153,18 @@ class ProcessSettings(unittest.TestCase):
         with open('/proc/%d/status' % srv.pid) as f:
             master_uid = [l for l in f if l.startswith('Uid:')][0].split()[1]
         self.assertEqual(master_uid, '0')  # the master keeps its uid
+        self.assertNotIn('workers run as root', server.read_text(srv.error_log))
+
+    @unittest.skipUnless(os.geteuid() == 0, 'the warning is for workers running as root')
+    def test_root_workers_warned_once(self):
+        # Allowed (containers do it), but said once per start, not per worker.
+        for args in ([], ['-u', 'root'], ['--user', '0']):
+            srv = self.serve('-w', '2', *args)
+            srv.wait_workers(2)
+            self.assertEqual(srv.get('/').status, 200)
+            text = server.read_text(srv.error_log)
+            self.assertEqual(text.count('workers run as root'), 1, text)
+            self.assertRegex(text, r'\[WARNING\] workers run as root .*--user')
 
 
 if __name__ == '__main__':
