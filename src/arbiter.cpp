@@ -607,6 +607,7 @@ void Arbiter::reload() {
         sd_notify("READY=1");
         return;
     }
+    if (next.spew) wsgi::spew();  // as gunicorn's BaseApplication.reload
     try {
         log::configure(next.errorlog, log::parse_level(next.loglevel), next.accesslog, next.access_log_format);
     } catch (const std::exception &e) {
@@ -670,6 +671,7 @@ void Arbiter::check_reload() {
             log::configure(cfg_.errorlog, log::parse_level(cfg_.loglevel), cfg_.accesslog, cfg_.access_log_format);
         } catch (const std::exception &) {
         }
+        keep_python_settings(cfg_);  // the new configuration's hooks go with it
         reloading_ = false;
         sd_notify("READY=1");
         return;
@@ -684,6 +686,7 @@ void Arbiter::check_reload() {
         next_listeners_.clear();
     }
     cfg_ = std::move(next_cfg_);
+    keep_python_settings(cfg_);  // the master's hooks are the new ones from now on
     int old_workers = num_workers_;
     num_workers_ = cfg_.workers;
     hooks::nworkers_changed(hook_server(), num_workers_, old_workers);

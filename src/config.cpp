@@ -483,6 +483,14 @@ def load_module(module_name):
     return vars(importlib.import_module(module_name))
 
 
+def has_logging_config(config_file):
+    # pasterapp.has_logging_config
+    import configparser
+    parser = configparser.ConfigParser()
+    parser.read([config_file])
+    return parser.has_section('loggers')
+
+
 def add_path(path):
     # Application.chdir
     if path not in sys.path:
@@ -1306,7 +1314,6 @@ const char *const NO_HTTP2 = "HTTP/2 is not supported; only HTTP/1.x is served";
 const char *const NO_ASGI = "the ASGI worker is not supported";
 const char *const NO_DIRTY = "dirty arbiters are not implemented yet";
 const char *const NO_CONTROL = "the control socket is not implemented yet";
-const char *const NO_PASTE = "PasteDeploy is not supported yet";
 const char *const NO_UWSGI = "the uwsgi protocol is not implemented yet";
 
 bool protocol_like_default(const V &v) { return !(v.kind == V::STR && v.s == "uwsgi"); }
@@ -1404,7 +1411,6 @@ std::vector<Setting> build_table() {
                     .help("Extends reload to also watch and reload on additional files."));
     t.push_back(flag_row("spew", DEBUGGING, {"--spew"})
                     .to(store<&Config::spew>)
-                    .no_effect("line tracing is not implemented")
                     .help("Install a trace function that spews every line executed by the server."));
     t.push_back(flag_row("check_config", DEBUGGING, {"--check-config"})
                     .to(store<&Config::check_config>)
@@ -1554,8 +1560,8 @@ std::vector<Setting> build_table() {
                     .to(apply_pythonpath)
                     .help("A comma-separated list of directories to add to the Python path."));
     t.push_back(str_row("paste", MECHANICS, {"--paste", "--paster"}, "STRING", d_none)
-                    .refused("PasteDeploy applications are not supported yet; give MODULE:APP instead")
-                    .help("Load a PasteDeploy config file (FILE.ini#section)."));
+                    .to(store<&Config::paste>)
+                    .help("Load a PasteDeploy config file (FILE.ini#section) instead of APP_MODULE."));
 
     // Server Hooks
     t.push_back(hook_row("on_starting", HOOKS, v_callable<1>, d_on_starting)
@@ -1679,7 +1685,7 @@ std::vector<Setting> build_table() {
                     .meta("CONF")
                     .def(d_empty_list)
                     .check(v_list_string)
-                    .no_effect(NO_PASTE)
+                    .to(store<&Config::raw_paste_global_conf>)
                     .help("Set a PasteDeploy global config variable in key=value form; repeatable."));
     t.push_back(flag_row("permit_obsolete_folding", MECHANICS, {"--permit-obsolete-folding"})
                     .to(store<&Config::permit_obsolete_folding>)
@@ -2198,11 +2204,20 @@ std::vector<std::string> shlex_split(const std::string &s) {
 
 static std::vector<std::string> g_argv;
 
-// The Python objects of the last successful load (hooks, dicts). Never
-// destroyed: a static destructor would run after Py_Finalize.
-static std::map<std::string, py::Ref> &python_objects() {
-    static auto *objects = new std::map<std::string, py::Ref>();
-    return *objects;
+// The Python objects (hooks, dicts) of each successful load still in use,
+// by load number (Config::python_load): the running configuration's and,
+// during a HUP reload, the new one's, until keep_python_settings() drops
+// the other. Never destroyed: a static destructor would run after
+// Py_Finalize.
+using PythonObjects = std::map<std::string, py::Ref>;
+static std::map<int, PythonObjects> &python_objects() {
+    static auto *loads = new std::map<int, PythonObjects>();
+    return *loads;
+}
+
+static PyObject *find_python_object(const PythonObjects &objects, const std::string &name) {
+    auto it = objects.find(name);
+    return it == objects.end() ? nullptr : it->second.get();
 }
 
 const std::vector<std::string> &original_argv() { return g_argv; }
@@ -2249,8 +2264,18 @@ static bool same_virtualenv(const std::string &a, const std::string &b) {
 static int g_loads = 0;
 
 PyObject *python_setting(const std::string &name) {
-    auto it = python_objects().find(name);
-    return it == python_objects().end() ? nullptr : it->second.get();
+    const auto &loads = python_objects();
+    return loads.empty() ? nullptr : find_python_object(loads.rbegin()->second, name);
+}
+
+PyObject *python_setting(const Config &cfg, const std::string &name) {
+    auto it = python_objects().find(cfg.python_load);
+    return it == python_objects().end() ? nullptr : find_python_object(it->second, name);
+}
+
+void keep_python_settings(const Config &cfg) {
+    auto &loads = python_objects();
+    for (auto it = loads.begin(); it != loads.end();) it = it->first == cfg.python_load ? std::next(it) : loads.erase(it);
 }
 
 static std::string invalid_value(const Setting &s, const V &v, const Invalid &e) {
@@ -2288,6 +2313,24 @@ struct Loader {
         py::Ref args = py::Ref::steal(Py_BuildValue("(s)", dir.c_str()));
         py::Ref r = call_helper("add_path", args.get());
         if (!r) throw ConfigError("cannot add " + dir + " to sys.path: " + take_exception());
+    }
+
+    // WSGIApplication.init: --paste FILE[#name] made absolute (from the
+    // start-up directory, as every load starts there); the file must exist.
+    static std::string paste_app_uri(const std::string &given) {
+        std::string uri = normpath(!given.empty() && given[0] == '/' ? given : startup_dir() + "/" + given);
+        std::string ini = uri.substr(0, uri.find('#'));
+        if (!path_exists(ini)) throw ConfigError(repr_str(ini) + " not found (--paste " + given + ")");
+        return uri;
+    }
+
+    // pasterapp.has_logging_config: the ini file has a [loggers] section.
+    static bool has_logging_config(const std::string &ini) {
+        if (!g_helpers) return false;
+        py::Ref args = py::Ref::steal(Py_BuildValue("(s)", ini.c_str()));
+        py::Ref r = call_helper("has_logging_config", args.get());
+        if (!r) throw ConfigError("cannot read the PasteDeploy file " + ini + ": " + take_exception());
+        return PyObject_IsTrue(r.get()) == 1;
     }
 
     // Application.load_config_from_module_name_or_filename.
@@ -2362,9 +2405,17 @@ Config Loader::load(const std::vector<std::string> &argv) {
     };
     act(cli.action);
 
-    // WSGIApplication.init: the positional app names the processes.
+    // WSGIApplication.init: --paste on the command line (only there) names
+    // the app and the processes, and any positional app is ignored; else
+    // the positional app does.
     std::string app_uri;
-    if (!cli.positionals.empty()) {
+    auto paste = cli.values.find(index_of("paste"));
+    if (paste != cli.values.end() && !paste->second.s.empty()) {
+        app_uri = paste_app_uri(paste->second.s);
+        std::string ini = app_uri.substr(0, app_uri.find('#'));
+        set(index_of("default_proc_name"), V::str(ini));
+        if (has_logging_config(ini)) set(index_of("logconfig"), V::str(ini));
+    } else if (!cli.positionals.empty()) {
         app_uri = cli.positionals[0];
         set(index_of("default_proc_name"), V::str(app_uri));
         if (cli.positionals.size() > 1) {
@@ -2450,7 +2501,8 @@ Config Loader::load(const std::vector<std::string> &argv) {
     if (!quiet)
         for (const auto &w : cfg.warnings) std::fprintf(stderr, "Warning: %s\n", w.c_str());
     std::fflush(stderr);
-    python_objects().swap(objects);  // the old objects go while the GIL is held
+    cfg.python_load = g_loads;
+    python_objects()[g_loads] = std::move(objects);
     return cfg;
 }
 

@@ -388,6 +388,7 @@ bool g_failed = false;
 // The Config the cfg object was built from.
 const Config *g_cfg_src = nullptr;
 std::map<std::string, std::string> *g_cfg_rendered = nullptr;
+int g_cfg_load = 0;  // its python_load: a reload's same settings come with new hooks
 // Master: Worker objects by age. A worker inherits the map at fork.
 std::map<int, PyObject *> *g_by_age = nullptr;
 int *g_num_workers = nullptr;
@@ -405,7 +406,15 @@ void log_hook_error(const char *name) {
     log::write_text(log::Level::ERROR, std::string("Exception in ") + name + " hook\n" + tb);
 }
 
-PyObject *hook(const char *name) { return python_setting(name); }
+// The hook `name` of cfg. A HUP reload's new configuration brings its own
+// hooks: its workers and the master's calls about them (on_reload,
+// pre_fork) use them at once, the master's other calls only once the
+// reload is confirmed and cfg is the arbiter's configuration.
+PyObject *hook(const char *name, const Config *cfg) { return cfg ? python_setting(*cfg, name) : nullptr; }
+
+// In a worker process: the configuration it runs (post_fork's until
+// worker_init).
+const Config *worker_cfg() { return g_wp.cfg ? g_wp.cfg : g_cfg_src; }
 
 // Calls fn(*args); an exception is logged with its traceback, never raised.
 void call_hook(const char *name, PyObject *fn, std::initializer_list<PyObject *> args) {
@@ -475,7 +484,8 @@ PyObject *fn_wsgi(PyObject *, PyObject *) {
     // it, as gunicorn's app.wsgi() does.
     std::string error;
     bool boot_error = false;
-    Ref app = py::import_app(cfg->wsgi_app, error, boot_error);
+    Ref app = cfg->paste.empty() ? py::import_app(cfg->wsgi_app, error, boot_error)
+                                 : py::load_paste_app(cfg->wsgi_app, cfg->raw_paste_global_conf, error, boot_error);
     if (!app) {
         PyErr_SetString(PyExc_ImportError, error.c_str());
         return nullptr;
@@ -494,7 +504,7 @@ PyObject *fn_num_workers_changed(PyObject *, PyObject *args) {
         if (n == -1 && PyErr_Occurred()) return nullptr;
         if (n >= 0 && n <= 1000000) *g_num_workers = static_cast<int>(n);
     }
-    if (PyObject *fn = hook("nworkers_changed")) call_hook("nworkers_changed", fn, {server, value, old});
+    if (PyObject *fn = hook("nworkers_changed", g_cfg_src)) call_hook("nworkers_changed", fn, {server, value, old});
     Py_RETURN_NONE;
 }
 
@@ -596,7 +606,9 @@ PyObject *address_list(const Config &cfg) {
 
 // A Config object for cfg, rebuilt only when the settings changed (HUP).
 PyObject *cfg_object(const Config &cfg) {
-    if (O.cfg && g_cfg_src == &cfg && g_cfg_rendered && *g_cfg_rendered == cfg.rendered) return O.cfg;
+    if (O.cfg && g_cfg_src == &cfg && g_cfg_load == cfg.python_load && g_cfg_rendered &&
+        *g_cfg_rendered == cfg.rendered)
+        return O.cfg;
     Ref rows = Ref::steal(PyList_New(0));
     if (!rows) return nullptr;
     for (const Setting &s : settings_table()) {
@@ -607,7 +619,7 @@ PyObject *cfg_object(const Config &cfg) {
             obj = Ref::steal(PyLong_FromLong(cfg.uid));  // gunicorn's validator turns it into the uid
         else if (std::string_view(s.name) == "group")
             obj = Ref::steal(PyLong_FromLong(cfg.gid));
-        else if (PyObject *p = python_setting(s.name))
+        else if (PyObject *p = python_setting(cfg, s.name))
             obj = Ref::borrow(p);
         Ref row = Ref::steal(Py_BuildValue("(ssNNO)", s.name, s.section, PyUnicode_FromString(kind_name(s.type)),
                                            PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size())),
@@ -655,6 +667,7 @@ PyObject *cfg_object(const Config &cfg) {
     if (!obj) return nullptr;
     Py_XSETREF(O.cfg, obj.release());
     g_cfg_src = &cfg;
+    g_cfg_load = cfg.python_load;
     if (!g_cfg_rendered) g_cfg_rendered = new std::map<std::string, std::string>();
     *g_cfg_rendered = cfg.rendered;
     if (O.app) set_attr(O.app, "cfg", new_ref(O.cfg));
@@ -775,7 +788,7 @@ PyObject *sync_server(const Server &s, int keep_age = -1) {
 
 // Calls a master hook taking (server).
 void server_hook(const char *name, const Server &s) {
-    PyObject *fn = hook(name);
+    PyObject *fn = hook(name, s.cfg);
     if (!fn) return;
     PyObject *srv = sync_server(s);
     if (!srv) {
@@ -789,10 +802,10 @@ void server_hook(const char *name, const Server &s) {
 // Worker process
 // ---------------------------------------------------------------------
 
-bool any_worker_hook() {
+bool any_worker_hook(const Config *cfg) {
     for (const char *name : {"post_fork", "post_worker_init", "pre_request", "post_request", "worker_int",
                              "worker_abort", "worker_exit"})
-        if (hook(name)) return true;
+        if (hook(name, cfg)) return true;
     return false;
 }
 
@@ -879,7 +892,7 @@ void on_exit(const Server &s) { server_hook("on_exit", s); }
 void pre_exec(const Server &s) { server_hook("pre_exec", s); }
 
 void pre_fork(const Server &s, const WorkerSlot &w) {
-    PyObject *fn = hook("pre_fork");
+    PyObject *fn = hook("pre_fork", s.cfg);
     if (!fn) return;
     PyObject *srv = sync_server(s, w.age);
     PyObject *obj = srv ? worker_object(s, w, O.cfg) : nullptr;
@@ -891,7 +904,7 @@ void pre_fork(const Server &s, const WorkerSlot &w) {
 }
 
 void post_fork(const Server &s, const WorkerSlot &w) {
-    if (!any_worker_hook()) return;
+    if (!any_worker_hook(s.cfg)) return;
     PyObject *srv = sync_server(s, w.age);
     WorkerSlot me = w;
     me.pid = getpid();
@@ -902,11 +915,11 @@ void post_fork(const Server &s, const WorkerSlot &w) {
     }
     Py_INCREF(obj);
     Py_XSETREF(O.self, obj);
-    if (PyObject *fn = hook("post_fork")) call_hook("post_fork", fn, {srv, obj});
+    if (PyObject *fn = hook("post_fork", s.cfg)) call_hook("post_fork", fn, {srv, obj});
 }
 
 void child_exit(const Server &s, const WorkerSlot &w) {
-    PyObject *fn = hook("child_exit");
+    PyObject *fn = hook("child_exit", s.cfg);
     if (!fn) return;
     PyObject *srv = sync_server(s, w.age);
     PyObject *obj = srv ? worker_object(s, w, O.cfg) : nullptr;
@@ -922,12 +935,12 @@ void child_exit(const Server &s, const WorkerSlot &w) {
 void worker_exit(const Server &s, const WorkerSlot &w) {
     if (getpid() != s.pid) {
         // A worker process: its own exit.
-        if (g_exit_done || !hook("worker_exit")) return;
+        if (g_exit_done || !hook("worker_exit", s.cfg)) return;
         sync_server(s, w.age);
         worker_exit();
         return;
     }
-    PyObject *fn = hook("worker_exit");
+    PyObject *fn = hook("worker_exit", s.cfg);
     if (!fn) return;
     PyObject *srv = sync_server(s, w.age);
     PyObject *obj = srv ? worker_object(s, w, O.cfg) : nullptr;
@@ -941,7 +954,7 @@ void worker_exit(const Server &s, const WorkerSlot &w) {
 }
 
 void nworkers_changed(const Server &s, int new_value, int old_value) {
-    PyObject *fn = hook("nworkers_changed");
+    PyObject *fn = hook("nworkers_changed", s.cfg);
     if (!fn) return;
     PyObject *srv = sync_server(s);
     if (!srv) {
@@ -961,8 +974,8 @@ void nworkers_changed(const Server &s, int new_value, int old_value) {
 void worker_init(const WorkerProcess &w) {
     g_wp = w;
     g_in_worker = true;
-    detail::g_request_hooks = hook("pre_request") || hook("post_request");
-    if (!any_worker_hook() || !ensure_ns()) {
+    detail::g_request_hooks = hook("pre_request", w.cfg) || hook("post_request", w.cfg);
+    if (!any_worker_hook(w.cfg) || !ensure_ns()) {
         detail::g_request_hooks = false;
         return;
     }
@@ -987,13 +1000,13 @@ void worker_init(const WorkerProcess &w) {
     set_attr(O.self, "max_requests", w.max_requests ? PyLong_FromUnsignedLongLong(w.max_requests)
                                                     : PyLong_FromSsize_t(PY_SSIZE_T_MAX));
     set_attr(O.self, "cfg", new_ref(cfg));
-    if (hook("worker_abort") || hook("worker_exit")) arm_abort();
+    if (hook("worker_abort", w.cfg) || hook("worker_exit", w.cfg)) arm_abort();
 }
 
 void post_worker_init() {
     if (!O.self) return;
     set_attr(O.self, "wsgi", new_ref(O.wsgi ? O.wsgi : Py_None));
-    if (PyObject *fn = hook("post_worker_init")) {
+    if (PyObject *fn = hook("post_worker_init", worker_cfg())) {
         refresh_self();
         call_hook("post_worker_init", fn, {O.self});
         check_alive();
@@ -1051,7 +1064,7 @@ void pre_request(RequestRef &slot, const RequestInfo &info) {
         return;
     }
     slot.reset(req.release());
-    if (PyObject *fn = hook("pre_request")) {
+    if (PyObject *fn = hook("pre_request", worker_cfg())) {
         refresh_self();
         call_hook("pre_request", fn, {O.self, slot.get()});
         check_alive();
@@ -1063,7 +1076,7 @@ void begin_request(RequestRef &slot) { Py_XSETREF(O.current, slot.release()); }
 void post_request(PyObject *environ, const http::Response &resp) {
     Ref req = Ref::steal(O.current);
     O.current = nullptr;
-    PyObject *fn = hook("post_request");
+    PyObject *fn = hook("post_request", worker_cfg());
     if (!fn || !req || !O.self) return;
     Ref headers = Ref::steal(PyList_New(static_cast<Py_ssize_t>(resp.headers.size())));
     if (!headers) {
@@ -1098,7 +1111,7 @@ void post_request(PyObject *environ, const http::Response &resp) {
 void set_app(PyObject *app) { O.wsgi = app; }
 
 void worker_int() {
-    PyObject *fn = hook("worker_int");
+    PyObject *fn = hook("worker_int", worker_cfg());
     if (!fn || !O.self) return;
     refresh_self();
     set_attr(O.self, "alive", new_ref(Py_False));
@@ -1108,7 +1121,7 @@ void worker_int() {
 void worker_exit() {
     if (g_exit_done) return;
     g_exit_done = true;
-    PyObject *fn = hook("worker_exit");
+    PyObject *fn = hook("worker_exit", worker_cfg());
     if (!fn || !O.self) return;
     PyObject *srv = worker_server();
     if (!srv) {
@@ -1131,7 +1144,7 @@ bool signal_abort() {
 
 void abort_worker() {
     g_aborting = true;
-    if (PyObject *fn = hook("worker_abort")) {
+    if (PyObject *fn = hook("worker_abort", worker_cfg())) {
         if (O.self) {
             refresh_self();
             set_attr(O.self, "alive", new_ref(Py_False));

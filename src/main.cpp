@@ -163,6 +163,8 @@ int main(int argc, char **argv) {
         return 0;
     }
 
+    // Application.run: spew, then daemonize.
+    if (cfg.spew) wsgi::spew();
     if (cfg.daemon && !std::getenv("GUNICORN_FD")) daemonize();
     try {
         Arbiter arbiter(cfg);

@@ -261,7 +261,7 @@ void prepend_sys_path(const std::string &dir) {
 // factory call with literal arguments, the ".py" hint) are gunicorn's
 // util.import_app, and Python's own ast module is the right tool for them.
 static const char *IMPORT_APP_SRC = R"PY(
-import ast, importlib, os, sys
+import ast, importlib, os, re, sys
 
 class AppImportError(Exception):
     pass
@@ -313,6 +313,30 @@ def import_app(uri):
         raise AppImportError("Application object must be callable.")
     return app
 
+def paste_global_conf(raw_global_conf):
+    # gunicorn's Config.paste_global_conf: KEY=VALUE, "\=" escapes "=".
+    global_conf = {}
+    for e in raw_global_conf:
+        try:
+            k, v = re.split(r'(?<!\\)=', e, maxsplit=1)
+        except ValueError:
+            raise RuntimeError("raw_paste_global_conf: %r is not KEY=VALUE (--paste-global)" % e)
+        global_conf[k.replace('\\=', '=')] = v.replace('\\=', '=')
+    return global_conf
+
+def load_paste_app(uri, raw_global_conf):
+    # pasterapp.get_wsgi_app, the ini file path naming a "config:" URI.
+    global_conf = paste_global_conf(raw_global_conf)
+    from paste.deploy import loadapp
+    if ':' not in uri:
+        uri = "config:%s" % uri
+    app = loadapp(uri, name=None, relative_to=os.getcwd(), global_conf=global_conf)
+    if app is None:
+        raise AppImportError("Failed to find application object in %r" % uri)
+    if not callable(app):
+        raise AppImportError("Application object must be callable.")
+    return app
+
 def make_fail_app(msg):
     msg = msg.encode("utf-8", "replace")
     def app(environ, start_response):
@@ -323,19 +347,31 @@ def make_fail_app(msg):
     return app
 )PY";
 
-Ref import_app(const std::string &uri, std::string &error, bool &boot_error,
-               std::string *syntax_error_file) {
+// The loader's globals (IMPORT_APP_SRC, run once), kept for the process;
+// null with `error` set when they cannot be made.
+static PyObject *loader_namespace(std::string &error) {
+    static PyObject *ns = nullptr;
+    if (ns) return ns;
+    Ref made = Ref::steal(PyDict_New());
+    if (!made) { error = fetch_traceback(); return nullptr; }
+    PyDict_SetItemString(made.get(), "__builtins__", PyEval_GetBuiltins());
+    Ref r = Ref::steal(PyRun_String(IMPORT_APP_SRC, Py_file_input, made.get(), made.get()));
+    if (!r) { error = fetch_traceback(); return nullptr; }
+    ns = made.release();
+    return ns;
+}
+
+// Calls the loader function `fn` with args and sorts a failure out as
+// import_app() documents it.
+static Ref run_loader(const char *fn, PyObject *args, std::string &error, bool &boot_error,
+                      std::string *syntax_error_file) {
     boot_error = false;
-    static PyObject *ns = nullptr;  // the loader's globals, kept for the process
-    if (!ns) {
-        ns = PyDict_New();
-        if (!ns) { error = fetch_traceback(); return Ref(); }
-        PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins());
-        Ref r = Ref::steal(PyRun_String(IMPORT_APP_SRC, Py_file_input, ns, ns));
-        if (!r) { error = fetch_traceback(); return Ref(); }
+    PyObject *ns = loader_namespace(error);
+    if (!ns || !args) {
+        if (error.empty()) error = fetch_traceback();
+        return Ref();
     }
-    PyObject *fn = PyDict_GetItemString(ns, "import_app");  // borrowed
-    Ref app = Ref::steal(PyObject_CallFunction(fn, "s", uri.c_str()));
+    Ref app = Ref::steal(PyObject_Call(PyDict_GetItemString(ns, fn), args, nullptr));
     if (app) return app;
     if (syntax_error_file && PyErr_ExceptionMatches(PyExc_SyntaxError)) {
         // gunicorn's load_wsgi under reload: serve the traceback, and
@@ -370,6 +406,23 @@ Ref import_app(const std::string &uri, std::string &error, bool &boot_error,
         error = fetch_traceback();
     }
     return Ref();
+}
+
+Ref import_app(const std::string &uri, std::string &error, bool &boot_error,
+               std::string *syntax_error_file) {
+    Ref args = Ref::steal(Py_BuildValue("(s)", uri.c_str()));
+    return run_loader("import_app", args.get(), error, boot_error, syntax_error_file);
+}
+
+Ref load_paste_app(const std::string &uri, const std::vector<std::string> &raw_global_conf, std::string &error,
+                   bool &boot_error, std::string *syntax_error_file) {
+    Ref conf = Ref::steal(PyList_New(0));
+    for (const std::string &entry : raw_global_conf) {
+        Ref item = Ref::steal(PyUnicode_DecodeFSDefault(entry.c_str()));
+        if (!conf || !item || PyList_Append(conf.get(), item.get()) < 0) conf.reset();
+    }
+    Ref args = conf ? Ref::steal(Py_BuildValue("(sO)", uri.c_str(), conf.get())) : Ref();
+    return run_loader("load_paste_app", args.get(), error, boot_error, syntax_error_file);
 }
 
 }  // namespace cunicorn::py

@@ -1038,7 +1038,12 @@ int load_app(const Config &cfg) {
     std::string error;
     bool import_failed = false;
     std::string syntax_error_file;
-    py::Ref app = py::import_app(cfg.wsgi_app, error, import_failed, cfg.reload ? &syntax_error_file : nullptr);
+    std::string *syntax_error = cfg.reload ? &syntax_error_file : nullptr;
+    // WSGIApplication.load: the paste setting, from wherever it came,
+    // makes the app URI a PasteDeploy one.
+    py::Ref app = cfg.paste.empty()
+                      ? py::import_app(cfg.wsgi_app, error, import_failed, syntax_error)
+                      : py::load_paste_app(cfg.wsgi_app, cfg.raw_paste_global_conf, error, import_failed, syntax_error);
     if (app && !error.empty()) {
         // reload on and a SyntaxError: the app answers 500 with the
         // traceback; the reloader also watches the broken file.
@@ -1060,6 +1065,48 @@ int load_app(const Config &cfg) {
 }
 
 bool app_loaded() { return g_app != nullptr; }
+
+// gunicorn/debug.py's Spew as debug.spew() installs it (every module,
+// no values): "module:lineno: source line" on stdout for each line run.
+// Code without __file__ (cunicorn's own embedded helpers) prints as
+// "[unknown]". Unlike gunicorn's, it never raises into the traced code: a
+// frame without source or a stdout that fails only costs the line.
+static const char *SPEW_SRC = R"PY(
+import linecache
+
+
+def spew(frame, event, arg):
+    if event != 'line':
+        return spew
+    lineno = frame.f_lineno
+    filename = frame.f_globals.get('__file__')
+    if isinstance(filename, str):
+        if filename.endswith(('.pyc', '.pyo')):
+            filename = filename[:-1]
+        name = frame.f_globals.get('__name__', '[unknown]')
+        line = linecache.getline(filename, lineno)
+    else:
+        name = '[unknown]'
+        line = (linecache.getline(frame.f_code.co_filename, lineno) or
+                'Unknown code named [%s].  VM instruction #%d' % (frame.f_code.co_name, frame.f_lasti))
+    try:
+        print('%s:%s: %s' % (name, lineno, line.rstrip()))
+    except (OSError, ValueError):
+        pass
+    return spew
+)PY";
+
+void spew() {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    Ref ns = Ref::steal(PyDict_New());
+    if (ns) PyDict_SetItemString(ns.get(), "__builtins__", PyEval_GetBuiltins());
+    Ref done = ns ? Ref::steal(PyRun_String(SPEW_SRC, Py_file_input, ns.get(), ns.get())) : Ref();
+    PyObject *tracer = done ? PyDict_GetItemString(ns.get(), "spew") : nullptr;  // borrowed; settrace keeps it
+    Ref sys = tracer ? Ref::steal(PyImport_ImportModule("sys")) : Ref();
+    Ref r = sys ? Ref::steal(PyObject_CallMethod(sys.get(), "settrace", "O", tracer)) : Ref();
+    if (!r) log::write_text(log::Level::ERROR, "spew: cannot install the trace function\n" + py::fetch_traceback());
+    PyGILState_Release(gil);
+}
 
 static thread_local PyThreadState *g_saved_thread = nullptr;
 

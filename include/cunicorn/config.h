@@ -99,6 +99,12 @@ struct Config {
     int umask = 0;
     bool initgroups = false;
     std::vector<std::string> pythonpath;  // comma list split, made absolute
+    // PasteDeploy: when paste is set (from any source), wsgi_app is loaded
+    // with paste.deploy.loadapp; it is then the absolute "FILE.ini[#name]"
+    // of --paste, or the app URI as given when --paste was not on the
+    // command line (gunicorn's WSGIApplication does the same).
+    std::string paste;                  // "" = None
+    std::vector<std::string> raw_paste_global_conf;  // KEY=VALUE, "\\=" escapes "="
     // cunicorn's own (uWSGI's "home"): absolute; "" = none. $VIRTUAL_ENV is
     // the default. The interpreter is started in it before the config file
     // is read (early_virtualenv()); when the file changes it,
@@ -137,6 +143,9 @@ struct Config {
     // python_setting()). Every Python-only setting has an entry; true when
     // the config file set it.
     std::map<std::string, bool> python_values;
+    // The load_config call that made those objects: python_setting(cfg,
+    // name) finds them by it.
+    int python_load = 0;
 
     // The config file actually executed ("" = none); a path, or
     // "python:MODULE".
@@ -189,9 +198,17 @@ std::string format_help();
 // The Python object of a Python-valued setting set by the config file
 // (a hook, already checked callable with gunicorn's arity, post_request
 // wrapped to take 4 arguments; or a dict), borrowed; null when the setting
-// keeps its default (hooks: gunicorn's no-op defaults). Valid until the
-// next successful load_config.
+// keeps its default (hooks: gunicorn's no-op defaults). This one is of
+// the last successful load_config; valid until keep_python_settings()
+// drops it.
 PyObject *python_setting(const std::string &name);
+// The same, of the load that made cfg: a HUP reload's new configuration
+// brings its own objects while the running one keeps using its own.
+PyObject *python_setting(const Config &cfg, const std::string &name);
+// Drops the Python objects of every load but cfg's (a HUP reload was
+// confirmed, cfg is the new configuration; or it failed, cfg is the old
+// one). Needs the GIL.
+void keep_python_settings(const Config &cfg);
 
 // The settings table: one entry per Gunicorn 26.1 setting, in Gunicorn's
 // order. Everything else (CLI parser, --help, --print-config, the man page

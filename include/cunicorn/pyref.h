@@ -8,6 +8,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace cunicorn::py {
 
@@ -52,6 +53,16 @@ std::string exception_message();
 // traceback is in `error` and the broken file in *syntax_error_file.
 Ref import_app(const std::string &uri, std::string &error, bool &boot_error,
                std::string *syntax_error_file = nullptr);
+
+// The same for a PasteDeploy application, as gunicorn's
+// pasterapp.get_wsgi_app: paste.deploy.loadapp(uri) relative to the
+// current directory, where a uri without a scheme is an ini file
+// ("FILE.ini#name" picks [app:name]), with global_conf made of the
+// raw_paste_global_conf entries (KEY=VALUE, "\=" escapes "="). A bad entry,
+// a missing file or section, or a missing paste.deploy is a boot error, as
+// in gunicorn; a factory returning no callable is an AppImportError.
+Ref load_paste_app(const std::string &uri, const std::vector<std::string> &raw_global_conf, std::string &error,
+                   bool &boot_error, std::string *syntax_error_file = nullptr);
 
 // PyUnicode from latin-1 bytes (WSGI "native strings").
 inline PyObject *latin1(const char *p, size_t n) { return PyUnicode_DecodeLatin1(p, static_cast<Py_ssize_t>(n), nullptr); }

@@ -73,6 +73,12 @@ int load_app(const Config &cfg);
 // True once load_app succeeded in this process (or in the master, with --preload).
 bool app_loaded();
 
+// gunicorn's debug.spew() (the spew setting): from now on every line of
+// Python this thread runs is printed to stdout as "module:lineno: line".
+// Called in the master, as gunicorn does; the workers it forks inherit
+// the tracer with the thread state.
+void spew();
+
 // Let other Python threads run while the worker sleeps in its event loop.
 void release_gil(void *);
 void acquire_gil(void *);

@@ -13,10 +13,12 @@ as under Gunicorn (checked with --check-config and the guide's Flask app)
 or fail with a message naming the setting and the path.
 """
 
+import difflib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import unittest
@@ -338,6 +340,114 @@ class MissingDirectoriesAtStart(Case):
                                                'tiny:app'], cwd=d, timeout=30)
                 self.assertEqual(status, 1, out + err)
                 self.assertIn("%s: cannot write '%s': directory '%s' does not exist" % (setting, path, missing), err)
+
+
+class WarningsOnReload(Case):
+    """Warnings about the configuration go to stderr each time it is read,
+    at start-up and on every HUP, as gunicorn's own (util.warn for a config
+    file without a .py extension, validator warnings) do; never to the
+    error log file."""
+
+    BANNER = 'WARNING: configuration file should have a valid Python extension.'
+    NO_EFFECT = 'Warning: statsd_prefix = x has no effect'
+
+    def counts(self, srv):
+        err = server.read_text(srv.path('stderr.txt'))
+        return err.count(self.BANNER), err.count(self.NO_EFFECT)
+
+    def expected(self, n):
+        return (n, 0 if server.is_gunicorn() else n)
+
+    def test_printed_on_stderr_at_start_and_on_each_hup(self):
+        srv = server.Server(TINY_APP, ['-c', 'settings.conf'], module='tiny',
+                            files={'settings.conf': "statsd_prefix = 'x'\n"})
+        srv.start()
+        self.addCleanup(srv.stop)
+        self.assertEqual(self.counts(srv), self.expected(1), server.tail(srv.log_text()))
+        for n in (2, 3):
+            old = set(srv.wait_workers(1))
+            srv.send_signal(signal.SIGHUP)
+            replaced = server.wait_for(lambda: server.children(srv.pid) and
+                                       not old & set(server.children(srv.pid)), 30)
+            self.assertTrue(replaced, server.tail(srv.log_text()))
+            self.assertTrue(server.wait_for(lambda: self.counts(srv) == self.expected(n), 10),
+                            (self.counts(srv), server.tail(srv.log_text())))
+        log = srv.error_text()
+        self.assertNotIn(self.BANNER, log)
+        self.assertNotIn('has no effect', log)
+
+
+SPEW_APP = r'''
+def app(environ, start_response):
+    body = b'traced ' + environ['PATH_INFO'].encode('latin-1')
+    headers = [('Content-Length', str(len(body)))]
+    start_response('200 OK', headers)
+    return [body]
+'''
+
+
+class Spew(Case):
+    """--spew: every line of Python run, as "module:lineno: line" on stdout
+    (gunicorn/debug.py), in the workers too (they inherit the tracer)."""
+
+    def test_request_lines_traced_with_module_and_line_number(self):
+        srv = server.Server(SPEW_APP, ['--spew'], module='spewapp')
+        srv.start()
+        self.addCleanup(srv.stop)
+        resp = srv.get('/spew-me')
+        self.assertEqual((resp.status, resp.body), (200, b'traced /spew-me'))
+        srv.stop()  # the workers flush stdout as they exit
+        text = srv.log_text()
+        source = SPEW_APP.splitlines()
+        # The body of app() runs only for the request, in a worker.
+        for n in range(3, 7):
+            self.assertRegex(text, r'(?m)^spewapp:%d: %s$' % (n, re.escape(source[n - 1].rstrip())),
+                             server.tail(text))
+
+    def test_nothing_traced_without_spew(self):
+        srv = server.Server(SPEW_APP, [], module='spewapp')
+        srv.start()
+        self.addCleanup(srv.stop)
+        self.assertEqual(srv.get('/').status, 200)
+        srv.stop()
+        self.assertNotRegex(srv.log_text(), r'(?m)^spewapp:\d+: ')
+
+
+class SettingsSupportTable(Case):
+    """The README's settings table is the one in the binary, as
+    tests/unit/unit-tests --settings-support prints it, and it names every
+    setting --print-config shows."""
+
+    def unit_binary(self):
+        names = ['unit-tests-asan', 'unit-tests'] if server.SANITIZED else ['unit-tests', 'unit-tests-asan']
+        for name in names:
+            path = os.path.join(server.ROOT, 'tests', 'unit', name)
+            if os.access(path, os.X_OK):
+                return path
+        self.fail('tests/unit/unit-tests is not built (make tests/unit/unit-tests)')
+
+    def test_readme_table_is_the_binary_table(self):
+        self.cunicorn_only("the table describes cunicorn's support")
+        p = subprocess.run([self.unit_binary(), '--settings-support'], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60 * server.SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        table = p.stdout.decode('utf-8')
+        self.assertTrue(table.startswith('  Config File\n'), table[:200])
+        readme = server.read_text(os.path.join(server.ROOT, 'README'))
+        if table not in readme:
+            start = readme.find('\n  Config File\n') + 1
+            end = readme.find('\n\n', start)
+            shown = readme[start:end + 1] if start > 0 else ''
+            diff = ''.join(difflib.unified_diff(shown.splitlines(True), table.splitlines(True),
+                                                'README', 'unit-tests --settings-support'))
+            self.fail('README settings table differs from the binary (paste the new one in):\n' + diff)
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'tiny.py'), TINY_APP)
+        status, out, err = run_binary(['--print-config', 'tiny:app'], cwd=d)
+        self.assertEqual(status, 0, err)
+        printed = set(parse_print_config(out))
+        tabled = set(re.findall(r'(?m)^    ([a-z_0-9]+) ', table))
+        self.assertEqual(tabled, printed)
 
 
 if __name__ == '__main__':

@@ -650,5 +650,87 @@ class HookObjects(Base):
         self.assertEqual(srv.error_text().count('Exception in pre_request hook'), 3)
 
 
+# --------------------------------------------------------------------------
+# hooks of a config file changed before a HUP
+
+# Each version of the file marks which version ran the hook; BOOT is a
+# statement run by post_fork (the new generation can be made to fail).
+VERSIONED_CONF = r'''
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOG = os.path.join(HERE, 'hooks.log')
+VERSION = '%(version)s'
+
+
+def mark(*parts):
+    with open(LOG, 'a') as f:
+        f.write(' '.join(str(p) for p in parts) + '\n')
+
+
+def on_reload(server):
+    mark('on_reload', VERSION)
+
+
+def post_fork(server, worker):
+    mark('post_fork', VERSION, os.getpid())
+    %(boot)s
+
+
+def child_exit(server, worker):
+    mark('child_exit', VERSION, worker.pid)
+'''
+
+
+def versioned_conf(version, boot='pass'):
+    return VERSIONED_CONF % {'version': version, 'boot': boot}
+
+
+class ReloadedHooks(Base):
+    """A HUP brings the new file's hooks: the new workers and the calls
+    about them (on_reload, post_fork) use them; the master's other calls
+    switch once the new generation has booted, or never if it fails."""
+
+    def version_of(self, srv, hook, pid):
+        """The version of the file whose `hook` ran for worker pid (waits for it)."""
+        def versions():
+            return [l[1] for l in self.marks(srv, hook) if int(l[2]) == pid]
+        self.assertTrue(server.wait_for(versions, 20), 'no %s mark for %d: %r\n%s' % (
+            hook, pid, self.marks(srv), server.tail(srv.log_text())))
+        return versions()[0]
+
+    def test_confirmed_reload_switches_every_hook(self):
+        srv = self.serve('-w', '1', conf=versioned_conf('v1'))
+        old = srv.worker_pid()
+        server.write_file(srv.path('conf.py'), versioned_conf('v2'))
+        srv.send_signal(signal.SIGHUP)
+        ok = server.wait_for(lambda: server.children(srv.pid) and old not in server.children(srv.pid), 30)
+        self.assertTrue(ok, server.tail(srv.log_text()))
+        new = srv.worker_pid()
+        self.assertEqual(self.wait_marks(srv, 'on_reload', 1)[0][1], 'v2')
+        self.assertEqual(self.version_of(srv, 'post_fork', new), 'v2')
+        self.assertEqual(self.version_of(srv, 'child_exit', old), 'v2', 'retired after the switch')
+        os.kill(new, signal.SIGKILL)
+        self.assertEqual(self.version_of(srv, 'child_exit', new), 'v2')
+
+    @unittest.skipIf(server.is_gunicorn(), 'gunicorn has no failed reload: it tears the old generation down first')
+    def test_failed_reload_keeps_the_running_hooks(self):
+        srv = self.serve('-w', '1', conf=versioned_conf('v1'))
+        old = srv.worker_pid()
+        # The new generation dies in post_fork, before it boots.
+        server.write_file(srv.path('conf.py'), versioned_conf('v2', boot='os._exit(1)'))
+        srv.send_signal(signal.SIGHUP)
+        ok = server.wait_for(lambda: 'Reload failed: keeping the old workers' in srv.error_text(), 60)
+        self.assertTrue(ok, server.tail(srv.log_text()))
+        self.assertEqual(self.wait_marks(srv, 'on_reload', 1)[0][1], 'v2', "on_reload is the new file's")
+        self.assertEqual(srv.worker_pid(), old)
+        os.kill(old, signal.SIGKILL)
+        self.assertEqual(self.version_of(srv, 'child_exit', old), 'v1')
+        respawned = srv.worker_pid()
+        self.assertNotEqual(respawned, old)
+        self.assertEqual(self.version_of(srv, 'post_fork', respawned), 'v1')
+        self.assertEqual(srv.get('/').status, 200)
+
+
 if __name__ == '__main__':
     unittest.main()

@@ -169,6 +169,26 @@ class Reload(unittest.TestCase):
         self.assertTrue(ok, srv.describe())
         self.assertIn(b'version one', srv.get('/').body)
 
+    def test_with_preload_restarts_the_worker_but_serves_the_preloaded_code(self):
+        # As gunicorn, which says so only in its documentation ("The
+        # reloader is incompatible with application preloading"): the
+        # worker still restarts on a change, but it is forked from the
+        # master, which imported the app once, before the change.
+        srv = self.serve('--reload', '--preload')
+        old = srv.worker_pid()
+        self.assertTrue(srv.get('/').body.startswith(b'version one|-|'))
+        server.write_file(srv.path('app.py'), APP.replace("'version one'", "'version two'"))
+        ok = server.wait_for(lambda: server.children(srv.pid) and old not in server.children(srv.pid), DEADLINE)
+        self.assertTrue(ok, server.tail(srv.log_text()))
+        new = srv.worker_pid()
+        self.assertIn('Worker reloading: %s modified' % srv.path('app.py'), server.read_text(srv.error_log))
+        body = srv.get('/').body
+        self.assertTrue(body.startswith(b'version one|-|'), body)
+        self.assertEqual(int(body.rsplit(b'|', 1)[1]), new)
+        # The new worker takes the file as it is now: no restart loop.
+        time.sleep(2 * server.SLOW)
+        self.assertEqual(server.children(srv.pid), [new])
+
 
 if __name__ == '__main__':
     unittest.main()
