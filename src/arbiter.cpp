@@ -633,10 +633,7 @@ void Arbiter::reload() {
         for (const Listener &l : next_listeners_) urls += (urls.empty() ? "" : ",") + l.url();
         LOG_INFO("Listening at: %s (%d)", urls.c_str(), pid_);
     }
-    for (const std::string &kv : next.raw_env) {
-        size_t eq = kv.find('=');
-        if (eq != std::string::npos) setenv(kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
-    }
+    py::apply_raw_env(next.raw_env);
     next_cfg_ = std::move(next);
     {
         hooks::Server hs = hook_server();

@@ -143,11 +143,8 @@ int main(int argc, char **argv) {
     }
 
     // As arbiter.py setup(): the app sees the server it runs under.
-    setenv("SERVER_SOFTWARE", "cunicorn/" CUNICORN_VERSION, 1);
-    for (const std::string &kv : cfg.raw_env) {
-        size_t eq = kv.find('=');
-        if (eq != std::string::npos) setenv(kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
-    }
+    py::set_environ("SERVER_SOFTWARE", "cunicorn/" CUNICORN_VERSION);
+    py::apply_raw_env(cfg.raw_env);
     // Each entry goes to the front in turn, as gunicorn inserts them.
     for (const std::string &dir : cfg.pythonpath) py::prepend_sys_path(dir);
 

@@ -257,6 +257,22 @@ void prepend_sys_path(const std::string &dir) {
     PyList_Insert(path, 0, item.get());
 }
 
+void set_environ(const std::string &name, const std::string &value) {
+    setenv(name.c_str(), value.c_str(), 1);
+    Ref os = Ref::steal(PyImport_ImportModule("os"));
+    Ref environ = Ref::steal(os ? PyObject_GetAttrString(os.get(), "environ") : nullptr);
+    Ref k = Ref::steal(PyUnicode_DecodeFSDefaultAndSize(name.data(), static_cast<Py_ssize_t>(name.size())));
+    Ref v = Ref::steal(PyUnicode_DecodeFSDefaultAndSize(value.data(), static_cast<Py_ssize_t>(value.size())));
+    if (!environ || !k || !v || PyObject_SetItem(environ.get(), k.get(), v.get()) < 0) PyErr_Clear();
+}
+
+void apply_raw_env(const std::vector<std::string> &raw_env) {
+    for (const std::string &kv : raw_env) {
+        size_t eq = kv.find('=');
+        if (eq != std::string::npos) set_environ(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+}
+
 // The application loader runs as Python code: the rules (ast parsing of a
 // factory call with literal arguments, the ".py" hint) are gunicorn's
 // util.import_app, and Python's own ast module is the right tool for them.

@@ -5,6 +5,7 @@
 #define CUNICORN_PYEMBED_H
 
 #include <string>
+#include <vector>
 
 namespace cunicorn::py {
 
@@ -52,6 +53,15 @@ void finalize();
 
 // Prepends a directory to sys.path (chdir, pythonpath).
 void prepend_sys_path(const std::string &dir);
+
+// Sets an environment variable as os.environ[name] = value does: the
+// process environment (setenv) and os.environ, which the interpreter
+// copied at start and the app reads.
+void set_environ(const std::string &name, const std::string &value);
+
+// raw_env: every KEY=VALUE entry through set_environ (entries without "="
+// were refused by the config).
+void apply_raw_env(const std::vector<std::string> &raw_env);
 
 }  // namespace cunicorn::py
 

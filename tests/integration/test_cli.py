@@ -3,6 +3,7 @@ does them (reference sections a.3, a.4 and b.4)."""
 
 import os
 import shutil
+import signal
 import tempfile
 import unittest
 
@@ -247,6 +248,46 @@ class AppLoadFailures(Case):
                                        '--chdir', d, 'broken:app'], timeout=60, cwd=d)
         self.assertEqual(status, 3, out + err)
         self.assertIn('no_such_dependency_xyz', out + err)
+
+
+if __name__ == '__main__':
+    unittest.main()
+
+
+ENV_APP = r'''
+import os
+
+def app(environ, start_response):
+    body = ('%s|%s|%s' % (os.environ.get('GREETING'), os.getenv('GREETING'),
+                          os.environ.get('SERVER_SOFTWARE'))).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
+'''
+
+
+class RawEnv(unittest.TestCase):
+    """raw_env (-e KEY=VALUE) reaches the app's os.environ, as Gunicorn sets
+    it there, and a HUP with a new value reaches the new workers."""
+
+    def test_cli_env_reaches_os_environ(self):
+        srv = Server(ENV_APP, ['-e', 'GREETING=hello', '-c', 'conf.py'],
+                     files={'conf.py': 'raw_env = ["GREETING=from-file"]\n'})
+        srv.start()
+        self.addCleanup(srv.stop)
+        greeting, from_getenv, software = srv.get('/').text.split('|')
+        self.assertEqual((greeting, from_getenv), ('hello', 'hello'))  # the CLI wins over the file
+        if not server.is_gunicorn():
+            self.assertTrue(software.startswith('cunicorn/'), software)
+
+    def test_hup_applies_a_changed_raw_env(self):
+        srv = Server(ENV_APP, ['-c', 'conf.py'], files={'conf.py': 'raw_env = ["GREETING=one"]\n'})
+        srv.start()
+        self.addCleanup(srv.stop)
+        self.assertTrue(srv.get('/').text.startswith('one|one|'))
+        write_file(srv.path('conf.py'), 'raw_env = ["GREETING=two"]\n')
+        srv.send_signal(signal.SIGHUP)
+        self.assertTrue(server.wait_for(lambda: srv.get('/').text.startswith('two|two|'), 60 * server.SLOW))
 
 
 if __name__ == '__main__':
