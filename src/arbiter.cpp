@@ -7,6 +7,7 @@
 #include "cunicorn/log.h"
 #include "cunicorn/platform.h"
 #include "cunicorn/pyembed.h"
+#include "cunicorn/tls.h"
 #include "cunicorn/worker.h"
 #include "cunicorn/wsgi.h"
 
@@ -268,12 +269,12 @@ void Arbiter::start() {
     install_master_signals();
     setup_listeners();
     std::string urls;
-    for (const Listener &l : listeners_) urls += (urls.empty() ? "" : ",") + l.url();
+    for (const Listener &l : listeners_) urls += (urls.empty() ? "" : ",") + l.url(cfg_.is_ssl());
     for (const std::string &b : cfg_.bind)
         if (per_worker_bind(cfg_, b)) {
             Address a = parse_address(b);
             std::string host = a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
-            urls += (urls.empty() ? "" : ",") + ("http://" + host + ":" + std::to_string(a.port));
+            urls += (urls.empty() ? "" : ",") + ((cfg_.is_ssl() ? "https://" : "http://") + host + ":" + std::to_string(a.port));
         }
     LOG_INFO("Listening at: %s (%d)", urls.c_str(), pid_);
     LOG_INFO("Using worker: sync");
@@ -608,6 +609,12 @@ void Arbiter::reload() {
         return;
     }
     if (next.spew) wsgi::spew();  // as gunicorn's BaseApplication.reload
+    std::string tls_error;
+    if (!tls::load_context(next, tls_error)) {
+        log::write_text(log::Level::ERROR, "Reload failed, keeping the running configuration: " + tls_error);
+        sd_notify("READY=1");
+        return;
+    }
     try {
         log::configure(next.errorlog, log::parse_level(next.loglevel), next.accesslog, next.access_log_format);
     } catch (const std::exception &e) {
@@ -630,7 +637,7 @@ void Arbiter::reload() {
             return;
         }
         std::string urls;
-        for (const Listener &l : next_listeners_) urls += (urls.empty() ? "" : ",") + l.url();
+        for (const Listener &l : next_listeners_) urls += (urls.empty() ? "" : ",") + l.url(next.is_ssl());
         LOG_INFO("Listening at: %s (%d)", urls.c_str(), pid_);
     }
     py::apply_raw_env(next.raw_env);

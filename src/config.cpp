@@ -914,6 +914,22 @@ static V v_http_parser(const V &v) { return choice(v, "http_parser", {"auto", "f
 // Deprecated and ignored by gunicorn too (it only warns).
 static V v_ssl_version(const V &v) { return v; }
 
+// ssl.CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED. Gunicorn takes any int >= 0
+// and fails on the first connection; refused here at start instead.
+static V v_cert_reqs(const V &v) {
+    V n = v_pos_int(v);
+    if (n.i > 2) throw Invalid{"cert_reqs must be 0 (none), 1 (optional) or 2 (required), got " + std::to_string(n.i)};
+    return n;
+}
+
+// TLS key material is read when the configuration is loaded, so a missing
+// file is a configuration error (validate_file_exists's message).
+static V v_existing_file(const V &v) {
+    V s = v_string(v);
+    if (s.kind == V::STR && !s.s.empty() && !path_exists(s.s)) throw Invalid{"File " + s.s + " does not exists."};
+    return s;
+}
+
 // ---------------------------------------------------------------------------
 // Defaults, including those gunicorn reads from the environment at start.
 
@@ -1308,8 +1324,6 @@ const char *const CONTROL = "Control";
 const char *const NO_SYSLOG = "syslog logging is not implemented yet";
 const char *const NO_STATSD = "StatsD metrics are not implemented yet";
 const char *const NO_LOGCONFIG = "Python logging configuration is not supported yet";
-const char *const NO_TLS = "TLS is not supported yet";
-const char *const NO_TLS_REFUSE = "TLS is not supported yet; terminate TLS in a proxy";
 const char *const NO_HTTP2 = "HTTP/2 is not supported; only HTTP/1.x is served";
 const char *const NO_ASGI = "the ASGI worker is not supported";
 const char *const NO_DIRTY = "dirty arbiters are not implemented yet";
@@ -1595,7 +1609,6 @@ std::vector<Setting> build_table() {
     t.push_back(hook_row("on_exit", HOOKS, v_callable<1>, d_on_exit)
                     .help("Called just before exiting Gunicorn: on_exit(server)."));
     t.push_back(hook_row("ssl_context", HOOKS, v_callable<2>, d_ssl_context)
-                    .no_effect(NO_TLS)
                     .help("Called when SSLContext is needed: ssl_context(config, default_ssl_context_factory)."));
 
     // Server Mechanics
@@ -1626,31 +1639,37 @@ std::vector<Setting> build_table() {
     t.back().s.type = ST::LIST;
 
     // SSL
-    t.push_back(str_row("keyfile", SSL, {"--keyfile"}, "FILE", d_none).refused(NO_TLS_REFUSE).help("SSL key file."));
+    t.push_back(str_row("keyfile", SSL, {"--keyfile"}, "FILE", d_none)
+                    .check(v_existing_file)
+                    .to(store<&Config::keyfile>)
+                    .help("SSL key file."));
     t.push_back(str_row("certfile", SSL, {"--certfile"}, "FILE", d_none)
-                    .refused(NO_TLS_REFUSE)
+                    .check(v_existing_file)
+                    .to(store<&Config::certfile>)
                     .help("SSL certificate file."));
     t.push_back(str_row("ssl_version", SSL, {"--ssl-version"}, nullptr, d_int<2>)
                     .check(v_ssl_version)
-                    .no_effect("deprecated and ignored, as in Gunicorn; TLS is not supported yet")
+                    .no_effect("deprecated and ignored, as in Gunicorn: the protocol is negotiated")
                     .help("SSL version to use (deprecated and ignored)."));
     t.push_back(str_row("cert_reqs", SSL, {"--cert-reqs"}, nullptr, d_int<0>)
-                    .check(v_pos_int)
-                    .no_effect(NO_TLS)
+                    .check(v_cert_reqs)
+                    .to(store<&Config::cert_reqs>)
                     .help("Whether client certificate is required: 0 none, 1 optional, 2 required."));
     t.back().s.type = ST::INT;
     t.push_back(str_row("ca_certs", SSL, {"--ca-certs"}, "FILE", d_none)
-                    .no_effect(NO_TLS)
+                    .check(v_existing_file)
+                    .to(store<&Config::ca_certs>)
                     .help("CA certificates file."));
     t.push_back(flag_row("suppress_ragged_eofs", SSL, {"--suppress-ragged-eofs"})
                     .def(d_true)
-                    .no_effect(NO_TLS)
+                    .to(store<&Config::suppress_ragged_eofs>)
                     .help("Suppress ragged EOFs (see stdlib ssl module's)."));
     t.push_back(flag_row("do_handshake_on_connect", SSL, {"--do-handshake-on-connect"})
-                    .no_effect(NO_TLS)
+                    .no_effect("the event loop completes every TLS handshake as soon as the client's bytes "
+                               "arrive, before the request is read, without blocking the worker")
                     .help("Whether to perform SSL handshake on socket connect."));
     t.push_back(str_row("ciphers", SSL, {"--ciphers"}, nullptr, d_none)
-                    .no_effect(NO_TLS)
+                    .to(store<&Config::ciphers>)
                     .help("SSL Cipher suite to use, in the format of an OpenSSL cipher list."));
 
     // HTTP/2

@@ -881,6 +881,8 @@ int pending_abort(void *) {
 
 }  // namespace
 
+PyObject *config_object(const Config &cfg) { return ensure_ns() ? cfg_object(cfg) : nullptr; }
+
 // ---------------------------------------------------------------------
 // Master side
 // ---------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include "cunicorn/log.h"
 #include "cunicorn/platform.h"
 #include "cunicorn/pyembed.h"
+#include "cunicorn/tls.h"
 #include "cunicorn/wsgi.h"
 
 #include <fcntl.h>
@@ -149,6 +150,13 @@ int main(int argc, char **argv) {
     for (const std::string &dir : cfg.pythonpath) py::prepend_sys_path(dir);
 
     if (cfg.print_config) std::fputs(format_config(cfg).c_str(), stdout);
+    // Before any worker exists, and for --check-config too: a certificate
+    // that does not load is a configuration error.
+    std::string tls_error;
+    if (!tls::load_context(cfg, tls_error)) {
+        std::fprintf(stderr, "Error: %s\n", tls_error.c_str());
+        return 1;
+    }
     if (check_only) {
         // Load the app here, as gunicorn's --check-config does; no socket
         // is bound and no worker forked.

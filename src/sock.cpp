@@ -83,10 +83,11 @@ Address parse_address(const std::string &value) {
     return a;
 }
 
-std::string Listener::url() const {
+std::string Listener::url(bool tls) const {
     if (family == AF_UNIX) return "unix:" + server_name;
-    if (family == AF_INET6) return "http://[" + server_name + "]:" + server_port;
-    return "http://" + server_name + ":" + server_port;
+    const char *scheme = tls ? "https://" : "http://";
+    if (family == AF_INET6) return scheme + ("[" + server_name + "]:" + server_port);
+    return scheme + server_name + ":" + server_port;
 }
 
 static std::string quoted(const Address &a) {

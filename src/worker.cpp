@@ -13,6 +13,7 @@
 #include "cunicorn/log.h"
 #include "cunicorn/platform.h"
 #include "cunicorn/reloader.h"
+#include "cunicorn/tls.h"
 #include "cunicorn/wsgi.h"
 
 #include <arpa/inet.h>
@@ -51,6 +52,10 @@ constexpr uint64_t DRAIN_LIMIT = 1024 * 1024;
 // Graceful close: how long to read and discard after shutdown(SHUT_WR).
 constexpr int LINGER_MS = 2000;
 constexpr int ACCEPT_BATCH = 1;
+// TLS: plaintext is encrypted in slices of this size, each only once the
+// ciphertext of the previous one has gone to the socket, so a slow TLS
+// reader costs at most this much extra memory.
+constexpr size_t TLS_SLICE = 64 * 1024;
 
 int64_t now_ms() {
     timespec ts;
@@ -193,8 +198,15 @@ struct Conn {
     size_t file_left = 0;
     std::string tail;
 
+    // TLS connections only: the session, and the ciphertext it produced
+    // that the socket has not taken yet (everything above is plaintext).
+    std::unique_ptr<tls::Session> tls;
+    std::string tls_out;
+    size_t tls_out_off = 0;
+
     size_t out_pending() const { return out.size() - out_off; }
-    size_t pending() const { return out_pending() + file_left + tail.size(); }
+    size_t tls_pending() const { return tls_out.size() - tls_out_off; }
+    size_t pending() const { return out_pending() + file_left + tail.size() + tls_pending(); }
 };
 
 struct Worker {
@@ -285,19 +297,12 @@ bool wait_fd(Worker &w, int fd, short events) {
     }
 }
 
-// Reads more bytes into c.in. Returns >0 bytes, 0 at EOF, -1 on error.
-long fill(Conn &c, bool block) {
+// One recv() from the client, waiting for data when `block`. Returns the
+// byte count, 0 at EOF, or -1 (errno EAGAIN: nothing yet and !block).
+ssize_t recv_some(Conn &c, char *dst, size_t cap, bool block) {
     for (;;) {
-        char *dst = c.in.reserve(READ_CHUNK);
-        ssize_t n = recv(c.fd, dst, READ_CHUNK, 0);
-        if (n > 0) {
-            c.in.commit(static_cast<size_t>(n));
-            return n;
-        }
-        if (n == 0) {
-            c.peer_closed = true;
-            return 0;
-        }
+        ssize_t n = recv(c.fd, dst, cap, 0);
+        if (n >= 0) return n;
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
         if (!block) {
@@ -308,9 +313,153 @@ long fill(Conn &c, bool block) {
     }
 }
 
+// ---------------------------------------------------------------------
+// TLS: the socket carries ciphertext; c.in, c.out and the queued file
+// stay plaintext, and these convert at the socket's edge.
+// ---------------------------------------------------------------------
+
+// Sends the ciphertext the socket takes now. False when the connection is
+// broken.
+bool send_ciphertext(Conn &c) {
+    while (c.tls_pending()) {
+        ssize_t w = send(c.fd, c.tls_out.data() + c.tls_out_off, c.tls_pending(), platform::SEND_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK;
+        }
+        c.tls_out_off += static_cast<size_t>(w);
+    }
+    c.tls_out.clear();
+    c.tls_out_off = 0;
+    return true;
+}
+
+bool encrypt(Conn &c, const char *p, size_t n) {
+    if (!c.tls->write(p, n)) {
+        LOG_DEBUG("TLS error from ip=%s: %s", c.peer, c.tls->error().c_str());
+        return false;
+    }
+    c.tls->take_output(c.tls_out);
+    return true;
+}
+
+// A client speaking plain HTTP to a TLS port gets a readable answer (in
+// plain HTTP) instead of a failed handshake it cannot display.
+bool looks_like_plain_http(const char *p, size_t n) {
+    return n > 0 && p[0] >= 'A' && p[0] <= 'Z';
+}
+
+void answer_plain_http(Conn &c) {
+    static const char PAGE[] =
+        "HTTP/1.1 400 Bad Request\r\n"
+        "Connection: close\r\n"
+        "Content-Type: text/plain\r\n"
+        "Content-Length: 55\r\n"
+        "\r\n"
+        "This port speaks HTTPS: the request was sent as HTTP.\r\n";
+    (void)!send(c.fd, PAGE, sizeof PAGE - 1, platform::SEND_NOSIGNAL);
+}
+
+// fill() for a TLS connection: decrypts everything the ciphertext read so
+// far holds (OpenSSL may hold a whole record of plaintext, which the
+// socket's readiness would never announce again), reading from the socket
+// only when that is used up.
+long fill_tls(Conn &c, bool block) {
+    long total = 0;
+    for (;;) {
+        char *dst = c.in.reserve(READ_CHUNK);
+        long n = c.tls->read(dst, READ_CHUNK);
+        if (n > 0) {
+            c.in.commit(static_cast<size_t>(n));
+            total += n;
+            continue;
+        }
+        c.tls->take_output(c.tls_out);  // handshake flights, alerts, tickets
+        if (!send_ciphertext(c)) return -1;
+        if (n == 0) {
+            c.peer_closed = true;
+            return total;
+        }
+        if (n == tls::Session::FAILED) {
+            LOG_DEBUG("TLS error from ip=%s: %s", c.peer, c.tls->error().c_str());
+            if (total) return total;  // deliver what came before the failure
+            errno = ECONNRESET;
+            return -1;
+        }
+        if (total) return total;
+        char raw[16384];
+        ssize_t r = recv_some(c, raw, sizeof raw, block);
+        if (r < 0) return -1;
+        if (r == 0) {
+            c.tls->feed_eof();  // read() now reports the end, clean or not
+            continue;
+        }
+        if (!c.tls->handshake_done() && c.in.size() == 0 && c.requests == 0 &&
+            looks_like_plain_http(raw, static_cast<size_t>(r))) {
+            answer_plain_http(c);
+            errno = EPROTO;
+            return -1;
+        }
+        if (!c.tls->feed(raw, static_cast<size_t>(r))) return -1;
+    }
+}
+
+// write_some() for a TLS connection: encrypts the next slice of plaintext
+// once the socket has taken the ciphertext of the previous one.
+bool write_some_tls(Conn &c, const char *&extra, size_t &extra_len) {
+    for (;;) {
+        if (!send_ciphertext(c)) return false;
+        if (c.tls_pending()) return true;  // the socket is full
+        if (c.out_pending()) {
+            size_t take = std::min(c.out_pending(), TLS_SLICE);
+            if (!encrypt(c, &c.out[c.out_off], take)) return false;
+            c.out_off += take;
+            if (c.out_pending() == 0) {
+                c.out.clear();
+                c.out_off = 0;
+            }
+        } else if (extra_len) {
+            size_t take = std::min(extra_len, TLS_SLICE);
+            if (!encrypt(c, extra, take)) return false;
+            extra += take;
+            extra_len -= take;
+        } else {
+            return true;
+        }
+    }
+}
+
+// send_file_some() for a TLS connection: the file is read and encrypted
+// (sendfile cannot encrypt), a slice at a time as the socket drains.
+// Returns false on error; the file is finished when c.file_left is 0.
+bool send_file_slices_tls(Conn &c) {
+    static char buf[TLS_SLICE];
+    while (c.file_left > 0) {
+        if (!send_ciphertext(c)) return false;
+        if (c.tls_pending()) return true;
+        ssize_t r = pread(c.file_fd, buf, std::min(c.file_left, sizeof buf), c.file_off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;  // the file shrank under us
+        if (!encrypt(c, buf, static_cast<size_t>(r))) return false;
+        c.file_off += r;
+        c.file_left -= static_cast<size_t>(r);
+    }
+    return true;
+}
+
+// Reads more bytes into c.in. Returns >0 bytes, 0 at EOF, -1 on error.
+long fill(Conn &c, bool block) {
+    if (c.tls) return fill_tls(c, block);
+    ssize_t n = recv_some(c, c.in.reserve(READ_CHUNK), READ_CHUNK, block);
+    if (n > 0) c.in.commit(static_cast<size_t>(n));
+    if (n == 0) c.peer_closed = true;
+    return n;
+}
+
 // Writes what the socket takes now from the parked output and `extra`.
 // Returns false when the connection is broken.
 bool write_some(Conn &c, const char *&extra, size_t &extra_len) {
+    if (c.tls) return write_some_tls(c, extra, extra_len);
     for (;;) {
         iovec iov[2];
         int n = 0;
@@ -342,6 +491,10 @@ bool write_some(Conn &c, const char *&extra, size_t &extra_len) {
 
 // Sends the queued file until the socket is full. Returns false on error.
 bool send_file_some(Conn &c) {
+    if (c.tls) {
+        if (!send_file_slices_tls(c)) return false;
+        if (c.file_left > 0) return true;  // the socket is full
+    }
     while (c.file_left > 0) {
         ssize_t w = platform::send_file(c.fd, c.file_fd, &c.file_off, c.file_left);
         if (w > 0) {
@@ -517,6 +670,13 @@ void start_linger(Conn &c) {
         close_conn(c);
         return;
     }
+    if (c.tls) {
+        // The response is complete: say so (RFC 8446 6.1), so that a client
+        // reading until close can tell the end from a truncation.
+        c.tls->close_notify();
+        c.tls->take_output(c.tls_out);
+        (void)send_ciphertext(c);
+    }
     shutdown(c.fd, SHUT_WR);
     c.phase = Phase::LINGERING;
     c.deadline = now_ms() + LINGER_MS;
@@ -661,6 +821,7 @@ void dispatch(Conn &c, size_t head_len) {
     ctx.peer_trusted = c.trusted;
     ctx.proxy = c.has_proxy ? &c.proxy : nullptr;
     ctx.force_close = w.stopping || w.keepalive_ms == 0;
+    if (c.tls) ctx.url_scheme = "https";
     ctx.body = &body;
     ctx.sink = &sink;
     if (c.continue_sent) c.req.expect_continue = false;  // the loop already answered it
@@ -835,6 +996,15 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
                 c->peer_port = ntohs(sin6->sin6_port);
             }
             c->trusted = peer_in(w.forwarded_allow, *c);
+            if (w.cfg->tls_context) {
+                c->tls = std::make_unique<tls::Session>(*w.cfg);
+                if (!c->tls->ok()) {
+                    LOG_ERROR("%s", c->tls->error().c_str());
+                    close(cfd);
+                    delete c;
+                    return;
+                }
+            }
             c->proxy_pending = w.proxy_mode != http::ProxyProtocol::OFF;
             if (static_cast<size_t>(cfd) >= w.conns.size()) w.conns.resize(static_cast<size_t>(cfd) * 2 + 1, nullptr);
             w.conns[static_cast<size_t>(cfd)] = c;

@@ -12,11 +12,11 @@
 
 set -eu
 
-DEBIAN_PKGS="g++ make python3-dev python3-flask python3-django python3-pastedeploy wrk bmake mandoc"
+DEBIAN_PKGS="g++ make python3-dev python3-flask python3-django python3-pastedeploy wrk bmake mandoc openssl curl valgrind"
 # FreeBSD has c++ (clang), make (bmake) and mandoc in base; Django ports are
 # versioned (www/py-django42).
-FREEBSD_PKGS="python3 python311 py311-flask py311-django42 py311-pastedeploy wrk"
-ALPINE_PKGS="g++ make python3-dev py3-flask py3-django py3-pastedeploy wrk bmake mandoc"
+FREEBSD_PKGS="python3 python311 py311-flask py311-django42 py311-pastedeploy wrk curl"
+ALPINE_PKGS="g++ make python3-dev py3-flask py3-django py3-pastedeploy wrk bmake mandoc openssl curl valgrind"
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then
@@ -83,5 +83,5 @@ if [ -f /etc/alpine-release ] || command -v apk >/dev/null 2>&1; then
 fi
 
 echo "install-deps: unknown system $(uname -s); install: a C++17 compiler, make," >&2
-echo "  Python 3 with headers, Flask, Django, PasteDeploy, wrk, bmake, mandoc" >&2
+echo "  Python 3 with headers, Flask, Django, PasteDeploy, wrk, bmake, mandoc, openssl, curl, valgrind" >&2
 exit 1

@@ -6,6 +6,7 @@
 #define CUNICORN_CONFIG_H
 
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -125,6 +126,15 @@ struct Config {
     std::vector<std::string> forwarder_headers{"SCRIPT_NAME", "PATH_INFO"};
     std::string proxy_protocol = "off";   // off, v1, v2 or auto
     std::vector<std::string> proxy_allow_ips{"127.0.0.1", "::1"};
+
+    // SSL (TLS is on when certfile or keyfile is set, as gunicorn's is_ssl)
+    std::string keyfile, certfile, ca_certs, ciphers;  // "" = None
+    int cert_reqs = 0;                  // ssl.CERT_NONE / OPTIONAL / REQUIRED
+    bool suppress_ragged_eofs = true;
+    bool is_ssl() const { return !certfile.empty() || !keyfile.empty(); }
+    // The ssl.SSLContext built by tls::load_context (shared by the copies
+    // of this configuration, released with the last).
+    std::shared_ptr<PyObject> tls_context;
 
     // Logging
     std::string accesslog;              // "" = off, "-" = stdout

@@ -157,6 +157,10 @@ void post_request(PyObject *environ, const http::Response &resp);
 // The loaded application (wsgi::setup), for worker.wsgi and app.wsgi().
 void set_app(PyObject *app);
 
+// The `config` object hooks receive (gunicorn's Config) for cfg; borrowed,
+// null with a Python exception set on failure.
+PyObject *config_object(const Config &cfg);
+
 // SIGINT/SIGQUIT outside an application call: worker.alive = False, then
 // worker_int(worker). The caller exits. During an application call the
 // worker still exits from the signal handler at once (gunicorn exits from

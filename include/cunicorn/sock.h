@@ -25,7 +25,8 @@ struct Listener {
     std::string unix_path;     // unix sockets we created (removed on exit)
     std::string server_name;   // SERVER_NAME (from getsockname)
     std::string server_port;   // SERVER_PORT
-    std::string url() const;   // "http://127.0.0.1:8000", "unix:/run/app.sock"
+    // "http://127.0.0.1:8000" ("https://" with TLS), "unix:/run/app.sock"
+    std::string url(bool tls = false) const;
 };
 
 struct BindOptions {
