@@ -1152,6 +1152,7 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
                         : cfg.header_map == "dangerous" ? http::HeaderMap::DANGEROUS
                                                         : http::HeaderMap::DROP;
     w.opts.forwarder_headers = cfg.forwarder_headers;
+    w.opts.secure_scheme_headers = cfg.secure_scheme_headers;
     w.opts.limit_request_header_size = static_cast<size_t>(cfg.limit_request_header_size);
     w.opts.limit_request_body = static_cast<uint64_t>(cfg.limit_request_body);
     w.keepalive_ms = cfg.keepalive * 1000;
