@@ -679,7 +679,8 @@ PyObject *app_object(PyObject *cfg) {
     return O.app;
 }
 
-PyObject *listener_list(const std::vector<Listener> *listeners) {
+// Listener objects; str() is the URL, https:// with TLS as in gunicorn.
+PyObject *listener_list(const std::vector<Listener> *listeners, bool tls) {
     Ref list = Ref::steal(PyList_New(0));
     if (!list || !listeners) return list.release();
     for (const Listener &l : *listeners) {
@@ -688,7 +689,7 @@ PyObject *listener_list(const std::vector<Listener> *listeners) {
             address = Ref::steal(str(l.unix_path));
         else
             address = Ref::steal(Py_BuildValue("(Ni)", str(l.server_name), std::atoi(l.server_port.c_str())));
-        Ref item = Ref::steal(PyObject_CallFunction(O.Listener, "iiNO", l.fd, l.family, str(l.url()),
+        Ref item = Ref::steal(PyObject_CallFunction(O.Listener, "iiNO", l.fd, l.family, str(l.url(tls)),
                                                     address ? address.get() : Py_None));
         if (!item || PyList_Append(list.get(), item.get()) < 0) return nullptr;
     }
@@ -696,9 +697,9 @@ PyObject *listener_list(const std::vector<Listener> *listeners) {
 }
 
 // A new Worker object (arbiter.py spawn_worker builds it before fork).
-PyObject *make_worker(int age, pid_t ppid, const std::vector<Listener> *listeners, PyObject *cfg, int tmp_fd,
-                      uint64_t max_requests, int timeout) {
-    Ref sockets = Ref::steal(listener_list(listeners));
+PyObject *make_worker(int age, pid_t ppid, const std::vector<Listener> *listeners, bool tls, PyObject *cfg,
+                      int tmp_fd, uint64_t max_requests, int timeout) {
+    Ref sockets = Ref::steal(listener_list(listeners, tls));
     PyObject *app = app_object(cfg);
     if (!sockets || !app) return nullptr;
     Ref maxr = Ref::steal(max_requests ? PyLong_FromUnsignedLongLong(max_requests)
@@ -726,7 +727,7 @@ PyObject *worker_object(const Server &s, const WorkerSlot &w, PyObject *cfg) {
         obj = it->second;
     } else {
         uint64_t maxr = s.cfg->max_requests > 0 ? static_cast<uint64_t>(s.cfg->max_requests) : 0;
-        obj = make_worker(w.age, s.pid, s.listeners, cfg, w.tmp_fd, maxr, s.cfg->timeout);
+        obj = make_worker(w.age, s.pid, s.listeners, s.cfg->is_ssl(), cfg, w.tmp_fd, maxr, s.cfg->timeout);
         if (!obj) return nullptr;
         (*g_by_age)[w.age] = obj;
     }
@@ -761,7 +762,7 @@ PyObject *sync_server(const Server &s, int keep_age = -1) {
     set_attr(srv, "reexec_pid", PyLong_FromLong(s.reexec_pid));
     set_attr(srv, "pidfile", s.cfg->pidfile.empty() ? new_ref(Py_None)
                                                     : PyObject_CallFunction(O.Pidfile, "N", str(s.cfg->pidfile)));
-    set_attr(srv, "LISTENERS", listener_list(s.listeners));
+    set_attr(srv, "LISTENERS", listener_list(s.listeners, s.cfg->is_ssl()));
     set_attr(srv, "address", PyObject_GetAttrString(cfg, "address"));
     set_attr(srv, "worker_class", str(s.cfg->worker_class));
     std::set<int> ages;
@@ -845,7 +846,7 @@ PyObject *worker_server() {
     set_attr(O.server, "_num_workers", PyLong_FromLong(g_wp.cfg->workers));
     set_attr(O.server, "timeout", PyLong_FromLong(g_wp.cfg->timeout));
     set_attr(O.server, "proc_name", str(g_wp.cfg->name()));
-    set_attr(O.server, "LISTENERS", listener_list(g_wp.listeners));
+    set_attr(O.server, "LISTENERS", listener_list(g_wp.listeners, g_wp.cfg->is_ssl()));
     PyErr_Clear();
     return O.server;
 }
@@ -989,8 +990,8 @@ void worker_init(const WorkerProcess &w) {
     }
     if (!O.self) {
         // post_fork did not run (or found nothing to do): make it now.
-        O.self = make_worker(w.info.age, w.info.ppid, w.listeners, cfg, w.info.heartbeat_fd, w.max_requests,
-                             w.cfg->timeout);
+        O.self = make_worker(w.info.age, w.info.ppid, w.listeners, w.cfg->is_ssl(), cfg, w.info.heartbeat_fd,
+                             w.max_requests, w.cfg->timeout);
         if (!O.self) {
             log_hook_error("post_worker_init");
             detail::g_request_hooks = false;

@@ -246,16 +246,22 @@ class Tls(unittest.TestCase):
             "    ctx = default_ssl_context_factory()\n"
             "    ctx.minimum_version = ssl.TLSVersion.TLSv1_3\n"
             "    open(%r, 'a').write('called %%s\\n' %% config.certfile)\n"
-            "    return ctx\n")
+            "    return ctx\n"
+            "def when_ready(server):\n"
+            "    open(%r, 'a').write('listening %%s\\n' %% server.LISTENERS[0])\n")
         marker = os.path.join(tempfile.mkdtemp(prefix='cunicorn-tls-'), 'hook.txt')
         self.addCleanup(shutil.rmtree, os.path.dirname(marker), True)
-        srv = self.serve('-c', 'conf.py', files={'conf.py': hook % marker})
+        srv = self.serve('-c', 'conf.py', files={'conf.py': hook % (marker, marker)})
         self.assertEqual(self.ask(srv).status, 200)
         old = self.client_context()
         old.maximum_version = ssl.TLSVersion.TLSv1_2
         with self.assertRaises((ssl.SSLError, ConnectionError, server.ProtocolError)):
             self.ask(srv, ctx=old)
-        self.assertEqual(server.read_text(marker), 'called %s\n' % self.cert)
+        self.assertTrue(server.wait_for(lambda: 'listening' in server.read_text(marker), 30 * server.SLOW))
+        # Called once, when the configuration was loaded; the listener
+        # objects hooks see say https, as Gunicorn's do.
+        self.assertEqual(sorted(server.read_text(marker).splitlines()),
+                         ['called %s' % self.cert, 'listening https://127.0.0.1:%d' % srv.port])
 
     def test_suppress_ragged_eofs(self):
         # A client that drops the connection mid-body without close_notify.
