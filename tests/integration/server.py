@@ -312,6 +312,31 @@ def stop_all_servers():
         srv.stop()
 
 
+class SharedServers:
+    """Servers a test module starts once and reuses across its tests, by
+    key; one that died is started anew. Call stop() from tearDownModule."""
+
+    def __init__(self):
+        self._servers = {}
+
+    def get(self, key, make):
+        """The running server for key, or make()'s, started now."""
+        srv = self._servers.get(key)
+        if srv is not None and srv.proc is not None and srv.proc.poll() is None:
+            return srv
+        if srv is not None:
+            srv.stop()
+        srv = make()
+        self._servers[key] = srv
+        srv.start()
+        return srv
+
+    def stop(self):
+        for srv in self._servers.values():
+            srv.stop()
+        self._servers.clear()
+
+
 # --------------------------------------------------------------------------
 # the server under test
 

@@ -145,28 +145,16 @@ def upload_data(n):
     return (block * (n // len(block) + 1))[:n]
 
 
-_servers = {}
+_shared = server.SharedServers()
+tearDownModule = _shared.stop
 
 
 def get_server(name):
-    srv = _servers.get(name)
-    if srv is not None and srv.proc is not None and srv.proc.poll() is None:
-        return srv
-    if srv is not None:
-        srv.stop()
-    if name == 'flask':
-        srv = Server(FLASK_APP, ['--workers', '2'], module='flaskapp', appname='flaskapp:app')
-    else:
-        srv = Server(DJANGO_APP, ['--workers', '2'], module='djangoapp', appname='djangoapp')
-    _servers[name] = srv
-    srv.start()
-    return srv
-
-
-def tearDownModule():
-    for srv in _servers.values():
-        srv.stop()
-    _servers.clear()
+    def make():
+        if name == 'flask':
+            return Server(FLASK_APP, ['--workers', '2'], module='flaskapp', appname='flaskapp:app')
+        return Server(DJANGO_APP, ['--workers', '2'], module='djangoapp', appname='djangoapp')
+    return _shared.get(name, make)
 
 
 class FrameworkTests:

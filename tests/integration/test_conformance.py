@@ -76,26 +76,12 @@ def load_samples():
     return samples
 
 
-_servers = {}
+_shared = server.SharedServers()
+tearDownModule = _shared.stop
 
 
 def get_server(config):
-    key = json.dumps(config, sort_keys=True)
-    srv = _servers.get(key)
-    if srv is not None and srv.proc is not None and srv.proc.poll() is None:
-        return srv
-    if srv is not None:
-        srv.stop()
-    srv = Server(server.ECHO_APP, config_args(config))
-    _servers[key] = srv
-    srv.start()
-    return srv
-
-
-def tearDownModule():
-    for srv in _servers.values():
-        srv.stop()
-    _servers.clear()
+    return _shared.get(json.dumps(config, sort_keys=True), lambda: Server(server.ECHO_APP, config_args(config)))
 
 
 # ---------------------------------------------------------------------------

@@ -119,25 +119,12 @@ def app(environ, start_response):
     return [b'not found']
 '''
 
-_servers = {}
+_shared = server.SharedServers()
+tearDownModule = _shared.stop
 
 
 def get_server(name='default', args=('--workers', '1')):
-    srv = _servers.get(name)
-    if srv is not None and srv.proc is not None and srv.proc.poll() is None:
-        return srv
-    if srv is not None:
-        srv.stop()
-    srv = Server(APP, list(args))
-    _servers[name] = srv
-    srv.start()
-    return srv
-
-
-def tearDownModule():
-    for srv in _servers.values():
-        srv.stop()
-    _servers.clear()
+    return _shared.get(name, lambda: Server(APP, list(args)))
 
 
 def head_and_rest(data):

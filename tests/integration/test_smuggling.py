@@ -55,26 +55,13 @@ def app(environ, start_response):
     return [out]
 '''
 
-_servers = {}
+_shared = server.SharedServers()
+tearDownModule = _shared.stop
 
 
 def get_server(*args, access_log=False):
     args = ('--workers', '1') + args
-    srv = _servers.get(args)
-    if srv is not None and srv.proc is not None and srv.proc.poll() is None:
-        return srv
-    if srv is not None:
-        srv.stop()
-    srv = Server(APP, list(args), access_log=access_log)
-    _servers[args] = srv
-    srv.start()
-    return srv
-
-
-def tearDownModule():
-    for srv in _servers.values():
-        srv.stop()
-    _servers.clear()
+    return _shared.get(args, lambda: Server(APP, list(args), access_log=access_log))
 
 
 def seen(srv):

@@ -193,25 +193,12 @@ FILE_DATA = bytes(range(256)) * 300 + b'tail'
 BAD_MARKERS = ('AssertionError', 'Traceback', 'VALIDATOR WARNING', 'Exception ignored',
                'garbage collected')
 
-_servers = {}
+_shared = server.SharedServers()
+tearDownModule = _shared.stop
 
 
 def get_server(name='w1', args=('--workers', '1')):
-    srv = _servers.get(name)
-    if srv is not None and srv.proc is not None and srv.proc.poll() is None:
-        return srv
-    if srv is not None:
-        srv.stop()
-    srv = Server(APP, list(args))
-    _servers[name] = srv
-    srv.start()
-    return srv
-
-
-def tearDownModule():
-    for srv in _servers.values():
-        srv.stop()
-    _servers.clear()
+    return _shared.get(name, lambda: Server(APP, list(args)))
 
 
 def pattern(n):
