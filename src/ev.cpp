@@ -38,6 +38,13 @@ void Loop::remove(int fd, int mask) {
     }
 }
 
+void Loop::forget_closing(int fd) {
+    if (fd < 0 || static_cast<size_t>(fd) >= slots_.size()) return;
+    Slot &s = slots_[static_cast<size_t>(fd)];
+    if (s.mask != NONE) backend_forget_closing(backend_, fd, s.mask);
+    s = Slot();  // also the stale-event guard for events already fired
+}
+
 int Loop::mask(int fd) const {
     if (fd < 0 || static_cast<size_t>(fd) >= slots_.size()) return NONE;
     return slots_[static_cast<size_t>(fd)].mask;

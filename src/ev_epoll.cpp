@@ -58,6 +58,9 @@ int backend_del(Loop::Backend *b, int fd, int old_mask, int removed_mask) {
     return epoll_ctl(b->epfd, left == NONE ? EPOLL_CTL_DEL : EPOLL_CTL_MOD, fd, &ev);
 }
 
+// close() takes the descriptor out of the set (connections are never dup'd).
+int backend_forget_closing(Loop::Backend *, int, int) { return 0; }
+
 int backend_wait(Loop::Backend *b, int timeout_ms, std::vector<Loop::Fired> &fired) {
     int n = epoll_wait(b->epfd, b->events.data(), static_cast<int>(b->events.size()), timeout_ms);
     if (n < 0) return -1;

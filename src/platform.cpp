@@ -5,6 +5,9 @@
 #include "cunicorn/platform.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <algorithm>
@@ -123,6 +126,21 @@ bool set_reuse_port(int fd) {
     (void)one;
     errno = ENOPROTOOPT;
     return false;
+#endif
+}
+
+void defer_accept(int fd) {
+#if defined(TCP_DEFER_ACCEPT)
+    // A client silent this long is handed over anyway (the kernel then
+    // accepts on its next retransmitted ACK), to meet the I/O timeout.
+    int seconds = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds);
+#elif defined(SO_ACCEPTFILTER)
+    accept_filter_arg filter{};
+    std::strncpy(filter.af_name, "dataready", sizeof filter.af_name - 1);
+    (void)setsockopt(fd, SOL_SOCKET, SO_ACCEPTFILTER, &filter, sizeof filter);
+#else
+    (void)fd;
 #endif
 }
 

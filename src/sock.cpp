@@ -148,6 +148,7 @@ static int bind_tcp(const Address &a, const BindOptions &opt, int &family) {
         if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, opt.backlog) == 0) {
+            platform::defer_accept(fd);
             family = ai->ai_family;
             break;
         }

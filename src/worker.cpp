@@ -177,6 +177,7 @@ struct Conn {
     Phase phase = Phase::READING;
     bool close_after_write = false;
     bool continue_sent = false;
+    bool client_closing = false;  // the request asked to close (Connection: close, HTTP/1.0)
     bool peer_closed = false;   // read side saw EOF
     bool proxy_pending = false; // a PROXY header may still come first
     bool has_proxy = false;
@@ -649,7 +650,7 @@ void process(Conn &c);
 
 void close_conn(Conn &c) {
     Worker &w = *c.w;
-    w.loop->remove(c.fd, ev::READABLE | ev::WRITABLE);
+    w.loop->forget_closing(c.fd);
     close(c.fd);
     if (c.file_fd >= 0) close(c.file_fd);
     w.conns[static_cast<size_t>(c.fd)] = nullptr;
@@ -661,12 +662,25 @@ void close_conn(Conn &c) {
     delete &c;
 }
 
+// Nothing the client sent is left unread, here or in the kernel (it may
+// have closed already, having read the response).
+bool nothing_unread(const Conn &c) {
+    if (c.in.size() != 0) return false;
+    char b;
+    ssize_t n = recv(c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
 // After the last response: stop sending, read and discard what the client
 // still sends for a short while, then close. Closing with unread input
 // would make the kernel send RST, which can destroy the response in flight
-// (gunicorn's graceful close does the same).
+// (gunicorn's graceful close does the same). A client that asked to close
+// and left nothing unread will send nothing more (nginx's "lingering_close
+// auto" reasons the same way): it is closed at once, which spares it and
+// the worker a round trip per connection. Not with TLS, whose client may
+// answer close_notify with its own.
 void start_linger(Conn &c) {
-    if (c.peer_closed) {
+    if (c.peer_closed || (c.client_closing && !c.tls && nothing_unread(c))) {
         close_conn(c);
         return;
     }
@@ -846,6 +860,7 @@ void dispatch(Conn &c, size_t head_len) {
     if (status) status->request_started_ms = 0;
 
     c.continue_sent = false;
+    c.client_closing = !c.req.keep_alive;
     if (!outcome.keep_alive || outcome.client_gone) c.close_after_write = true;
     if (!body.done() && !c.close_after_write) {
         c.drain_kind = body.kind();
@@ -1010,11 +1025,15 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
             w.conns[static_cast<size_t>(cfd)] = c;
             ++w.nconns;
             c->deadline = now_ms() + w.io_timeout_ms;
-            w.loop->add(cfd, ev::READABLE, on_conn_event, c);
             if (w.nconns >= static_cast<size_t>(w.cfg->worker_connections)) {
                 for (Listener &ll : *w.listeners) w.loop->remove(ll.fd, ev::READABLE | ev::EXCLUSIVE);
                 w.accepting = false;
             }
+            // With deferred accept (platform.h) the request has arrived
+            // with the connection: serve it now. process() registers the
+            // connection with the loop only if it stays open, so a request
+            // answered and closed at once costs no epoll_ctl.
+            on_readable(*c);
         }
         return;
     }

@@ -47,6 +47,10 @@ public:
     int add(int fd, int mask, Callback cb, void *data);
     // Stops watching `mask` on fd; removing everything forgets the fd.
     void remove(int fd, int mask);
+    // Forgets fd, which the caller closes next: the kernel drops a closed
+    // descriptor from the set by itself (when no other descriptor shares
+    // its open file), so epoll is spared a system call per connection.
+    void forget_closing(int fd);
     int mask(int fd) const;
     // Waits up to timeout_ms (-1 = forever) and runs the callbacks.
     // Returns the number of events processed, or -1 on a wait error.
@@ -60,7 +64,7 @@ public:
         sleep_arg_ = arg;
     }
 
-    // Backend interface: the six calls each platform file implements.
+    // Backend interface: the seven calls each platform file implements.
     struct Fired {
         int fd;
         int mask;
@@ -86,6 +90,7 @@ Loop::Backend *backend_create(int max_fds);
 void backend_free(Loop::Backend *b);
 int backend_add(Loop::Backend *b, int fd, int old_mask, int new_mask);
 int backend_del(Loop::Backend *b, int fd, int old_mask, int removed_mask);
+int backend_forget_closing(Loop::Backend *b, int fd, int old_mask);
 int backend_wait(Loop::Backend *b, int timeout_ms, std::vector<Loop::Fired> &fired);
 const char *backend_name();
 

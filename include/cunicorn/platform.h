@@ -58,6 +58,14 @@ inline constexpr bool REUSE_PORT_BALANCES = false;
 #endif
 bool set_reuse_port(int fd);
 
+// On a listening TCP socket: hand a connection to accept() only once its
+// first bytes have arrived (HTTP clients speak first), so the worker reads
+// the request at once instead of waiting for another wake-up. Linux
+// TCP_DEFER_ACCEPT; FreeBSD's "dataready" accept filter when the accf_data
+// module is loaded; nothing elsewhere. Best effort: failure changes only
+// the timing.
+void defer_accept(int fd);
+
 // Sends up to count bytes of file from *offset to sock, advancing *offset
 // by what went out: sendfile(2) on Linux, FreeBSD and macOS, pread+send
 // elsewhere and where sendfile refuses the file or socket. Returns the bytes sent (> 0), 0 when the file ended early, or

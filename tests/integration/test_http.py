@@ -240,6 +240,48 @@ class KeepAlive(unittest.TestCase):
             conn.close()
 
 
+class ClosingConnections(unittest.TestCase):
+    """After the last response the server reads and discards what the
+    client still sends before closing (an unread byte would make the
+    kernel reset the connection and could destroy the response in flight),
+    except when the client asked to close and left nothing unread."""
+
+    def test_unread_input_does_not_destroy_the_response(self):
+        body = b'b' * (256 * 1024)
+        conn = get_server().connect()
+        try:
+            # More bytes than the request: the server must not close on them.
+            conn.send(build_request('POST', '/echo', body=body, close=True) + b'z' * (128 * 1024))
+            r = conn.read_response('POST')
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.json()['length'], len(body))
+            self.assertTrue(conn.wait_closed(10))
+        finally:
+            conn.close()
+
+    @unittest.skipIf(server.is_gunicorn(), 'Gunicorn always lingers')
+    def test_a_client_that_asked_to_close_is_closed_at_once(self):
+        conn = get_server().connect()
+        try:
+            conn.send(build_request('GET', '/path/x', close=True))
+            self.assertEqual(conn.read_response().status, 200)
+            self.assertTrue(conn.wait_closed(10))
+            # The socket is closed, not lingering: bytes sent now are
+            # answered with a reset (a lingering server would swallow them).
+            def reset():
+                try:
+                    conn.sock.sendall(b'x')
+                    conn.sock.recv(1)  # b'' (the FIN) until the reset arrives
+                except (ConnectionResetError, BrokenPipeError):
+                    return True
+                return False
+            # Within 1.5 s, unscaled even for sanitizer builds: a lingering
+            # server would swallow bytes for 2 s; this one closed already.
+            self.assertTrue(server.wait_for(reset, 1.5 / server.SLOW, interval=0.1))
+        finally:
+            conn.close()
+
+
 class RequestBodies(unittest.TestCase):
     def test_chunked_request_body(self):
         srv = get_server()
