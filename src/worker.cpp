@@ -52,6 +52,9 @@ constexpr uint64_t DRAIN_LIMIT = 1024 * 1024;
 // Graceful close: how long to read and discard after shutdown(SHUT_WR).
 constexpr int LINGER_MS = 2000;
 constexpr int ACCEPT_BATCH = 1;
+// An application call at least this long makes the worker check whether
+// clients are queueing to connect (clients_queueing).
+constexpr int64_t SLOW_APP_MS = 2;
 // TLS: plaintext is encrypted in slices of this size, each only once the
 // ciphertext of the previous one has gone to the socket, so a slow TLS
 // reader costs at most this much extra memory.
@@ -226,6 +229,7 @@ struct Worker {
     int keepalive_ms = 0;
     int io_timeout_ms = 30000;
     int64_t last_beat = 0;
+    int64_t last_app_ms = 0;     // how long the previous request held the app
     IpAllowList forwarded_allow;   // forwarded_allow_ips
     IpAllowList proxy_allow;       // proxy_allow_ips
     http::ProxyProtocol proxy_mode = http::ProxyProtocol::OFF;
@@ -816,6 +820,24 @@ void check_max_requests(Worker &w) {
     w.stop_deadline = now_ms() + static_cast<int64_t>(w.cfg->graceful_timeout) * 1000;
 }
 
+// Keep-alive fairness under overload. A worker accepts one connection per
+// turn of its loop, and each turn serves every connection it holds, so
+// with a slow application the clients waiting in the listen queue wait a
+// whole turn each (seconds, with many connections) while the held ones are
+// served again and again. Gunicorn's sync worker closes every connection,
+// so its clients are served in the order they connected. Here, when the
+// application is slow and clients are queueing, the response closes the
+// connection: its client queues again behind those already waiting. The
+// check costs a poll() only after slow application calls.
+bool clients_queueing(Worker &w) {
+    if (w.last_app_ms < SLOW_APP_MS || !w.accepting) return false;
+    pollfd fds[8];
+    nfds_t n = 0;
+    for (const Listener &l : *w.listeners)
+        if (l.fd >= 0 && n < 8) fds[n++] = pollfd{l.fd, POLLIN, 0};
+    return n > 0 && ::poll(fds, n, 0) > 0;
+}
+
 void dispatch(Conn &c, size_t head_len) {
     Worker &w = *c.w;
     c.in.consume(head_len);
@@ -834,7 +856,7 @@ void dispatch(Conn &c, size_t head_len) {
     ctx.server_port = c.listener->server_port;
     ctx.peer_trusted = c.trusted;
     ctx.proxy = c.has_proxy ? &c.proxy : nullptr;
-    ctx.force_close = w.stopping || w.keepalive_ms == 0;
+    ctx.force_close = w.stopping || w.keepalive_ms == 0 || clients_queueing(w);
     if (c.tls) ctx.url_scheme = "https";
     ctx.body = &body;
     ctx.sink = &sink;
@@ -855,7 +877,9 @@ void dispatch(Conn &c, size_t head_len) {
     }
     if (c.hook_req) hooks::begin_request(c.hook_req);  // post_request gets it
     g_in_app = 1;
+    int64_t app_start = now_ms();
     wsgi::Outcome outcome = wsgi::handle(ctx, c.resp);
+    w.last_app_ms = now_ms() - app_start;
     g_in_app = 0;
     if (status) status->request_started_ms = 0;
 

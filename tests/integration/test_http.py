@@ -9,6 +9,7 @@ closes every connection, so those tests fail against it (use
 import email.utils
 import socket
 import struct
+import threading
 import time
 import unittest
 
@@ -280,6 +281,82 @@ class ClosingConnections(unittest.TestCase):
             self.assertTrue(server.wait_for(reset, 1.5 / server.SLOW, interval=0.1))
         finally:
             conn.close()
+
+
+SLOW_APP = r'''
+import time
+
+def app(environ, start_response):
+    time.sleep(0.02)
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '2')])
+    return [b'ok']
+'''
+
+
+class KeepAliveFairness(unittest.TestCase):
+    """Clients waiting to connect are not starved by the keep-alive ones a
+    worker already holds (a slow app, one worker)."""
+
+    def test_queued_clients_are_served_in_turn(self):
+        srv = Server(SLOW_APP, ['-w', '1', '--keep-alive', '30'])
+        srv.start()
+        self.addCleanup(srv.stop)
+        stop = threading.Event()
+        lock = threading.Lock()
+        held_done = []          # completion times of the held clients' requests
+        errors = []
+
+        def held_client():
+            conn = None
+            try:
+                while not stop.is_set():
+                    if conn is None:
+                        conn = srv.connect(30)
+                    conn.send(build_request('GET', '/held'))
+                    r = conn.read_response()
+                    with lock:
+                        held_done.append(time.monotonic())
+                    if r is None or r.has_token('Connection', 'close'):
+                        conn.close()  # told to queue again: reconnect
+                        conn = None
+            except Exception as e:  # reported below
+                errors.append(e)
+            finally:
+                if conn is not None:
+                    conn.close()
+
+        held = [threading.Thread(target=held_client) for _ in range(8)]
+        for t in held:
+            t.start()
+        self.addCleanup(lambda: [t.join(60) for t in held])
+        self.addCleanup(stop.set)
+        self.assertTrue(server.wait_for(lambda: len(held_done) >= 24, 60))
+
+        new_done = []
+
+        def new_client():
+            try:
+                r = srv.request('GET', '/new', timeout=60)
+                new_done.append((r.status, time.monotonic()))
+            except Exception as e:
+                errors.append(e)
+
+        start = time.monotonic()
+        newcomers = [threading.Thread(target=new_client) for _ in range(8)]
+        for t in newcomers:
+            t.start()
+        for t in newcomers:
+            t.join(120)
+        stop.set()
+        self.assertEqual(errors, [])
+        self.assertEqual(sorted(st for st, _ in new_done), [200] * 8)
+        end = max(t for _, t in new_done)
+        with lock:
+            during = sum(1 for t in held_done if start <= t <= end)
+        # Served in arrival order, each held client gets a turn or two while
+        # the 8 newcomers are served; with one accept per loop turn and
+        # every held connection served each turn, they would get 8 each (64).
+        self.assertLess(during, 32, 'held clients served %d times while 8 newcomers waited' % during)
 
 
 class RequestBodies(unittest.TestCase):

@@ -89,7 +89,7 @@ GROWTH_BOUND = 1500
 
 def drive(srv, total, threads=4):
     """Sends `total` requests of MIX over `threads` keep-alive clients
-    (reconnecting after the ones that close); returns the failures."""
+    (reconnecting after responses that close); returns the failures."""
     failures = []
 
     def client(offset):
@@ -104,7 +104,9 @@ def drive(srv, total, threads=4):
                 if resp is None or resp.status != status:
                     failures.append('%r -> %r' % (raw[:40], resp))
                     return
-                if closes:
+                # The server may close any keep-alive connection after a
+                # response that says so (a busy worker does): reconnect.
+                if closes or resp.has_token('Connection', 'close'):
                     conn.close()
                     conn = None
         except Exception as e:  # reported by the caller
