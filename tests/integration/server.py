@@ -245,6 +245,16 @@ def kill_group(pgid, sig=signal.SIGKILL):
     return members
 
 
+def read_until_closed(sock):
+    """Everything sock receives until the peer closes."""
+    data = bytearray()
+    while True:
+        piece = sock.recv(65536)
+        if not piece:
+            return bytes(data)
+        data += piece
+
+
 def write_file(path, text, mode=None):
     with open(path, 'w') as f:
         f.write(textwrap.dedent(text))

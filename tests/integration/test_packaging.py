@@ -112,12 +112,7 @@ def http_get(port, path='/', timeout=10):
     s = socket.create_connection(('127.0.0.1', port), timeout=timeout * server.SLOW)
     try:
         s.sendall(('GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' % path).encode())
-        data = b''
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = server.read_until_closed(s)
     finally:
         s.close()
     head, _, body = data.partition(b'\r\n\r\n')

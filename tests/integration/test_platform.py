@@ -48,15 +48,10 @@ def fetch_slowly(family, address):
         s.connect(address)
         s.sendall(b'GET / HTTP/1.0\r\n\r\n')
         time.sleep(1)
-        data = bytearray()
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = server.read_until_closed(s)
     finally:
         s.close()
-    head, _, body = bytes(data).partition(b'\r\n\r\n')
+    head, _, body = data.partition(b'\r\n\r\n')
     return head, body
 
 

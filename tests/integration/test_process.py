@@ -120,12 +120,7 @@ class ProcessSettings(unittest.TestCase):
         self.assertEqual(cmdline(pid), 'cunicorn: master [app:app]')
         s = socket.create_connection(('127.0.0.1', port), timeout=30)
         s.sendall(b'GET / HTTP/1.0\r\n\r\n')
-        data = b''
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = server.read_until_closed(s)
         s.close()
         self.assertTrue(data.startswith(b'HTTP/1.0 200 OK'), data)
         os.kill(pid, signal.SIGTERM)

@@ -30,12 +30,7 @@ def ask(family, address):
     try:
         s.connect(address)
         s.sendall(b'GET / HTTP/1.0\r\n\r\n')
-        data = b''
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = server.read_until_closed(s)
     finally:
         s.close()
     head, _, body = data.partition(b'\r\n\r\n')

@@ -206,12 +206,8 @@ class Tls(unittest.TestCase):
                                               suppress_ragged_eofs=False)
         try:
             s.sendall(build_request('GET', '/', version='HTTP/1.0'))
-            data = b''
-            while True:  # SSLEOFError here would mean no close_notify was sent
-                piece = s.recv(65536)
-                if not piece:
-                    break
-                data += piece
+            # SSLEOFError here would mean no close_notify was sent.
+            data = server.read_until_closed(s)
         finally:
             s.close()
         self.assertTrue(data.startswith(b'HTTP/1.0 200 OK'), data)
