@@ -245,6 +245,16 @@ def kill_group(pgid, sig=signal.SIGKILL):
     return members
 
 
+def module_available(name):
+    """True if Debian's python3, which the test apps run under, imports name."""
+    try:
+        return subprocess.run(['/usr/bin/python3', '-c', 'import ' + name], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def read_until_closed(sock):
     """Everything sock receives until the peer closes."""
     data = bytearray()

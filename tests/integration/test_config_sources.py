@@ -108,15 +108,6 @@ def parse_print_config(text):
     return values
 
 
-def flask_available():
-    try:
-        return subprocess.run(['/usr/bin/python3', '-c', 'import flask'], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 class Case(unittest.TestCase):
     def tmpdir(self):
         d = tempfile.mkdtemp(prefix='cunicorn-sources-')
@@ -186,7 +177,7 @@ class FieldConfigs(Case):
     """tests/data/configs/*.conf.py with the guides' Flask app."""
 
     def setUp(self):
-        if not flask_available():
+        if not server.module_available('flask'):
             self.skipTest('Flask is not installed for /usr/bin/python3 (Debian python3-flask)')
         self.dir = self.tmpdir()
         for name in os.listdir(CONFIGS):
@@ -288,7 +279,7 @@ class FieldCommandLines(Case):
     """The command lines of the guides' README, with --check-config."""
 
     def setUp(self):
-        if not flask_available():
+        if not server.module_available('flask'):
             self.skipTest('Flask is not installed for /usr/bin/python3 (Debian python3-flask)')
         self.dir = self.tmpdir()
         for module in ('app', 'test', 'main', 'start', 'manager'):

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import unittest
 
@@ -69,16 +68,7 @@ format = %(message)s
 '''
 
 
-def paste_available():
-    try:
-        return subprocess.run(['/usr/bin/python3', '-c', 'import paste.deploy'], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-@unittest.skipUnless(paste_available(), "Debian's python3-pastedeploy is not installed (make deps)")
+@unittest.skipUnless(server.module_available('paste.deploy'), "Debian's python3-pastedeploy is not installed (make deps)")
 class Paste(unittest.TestCase):
     def serve(self, args, appname=None, files=None):
         srv = Server(None, args, appname=appname,
@@ -137,7 +127,7 @@ class Paste(unittest.TestCase):
         self.assertEqual((made['local'], made['global'].get('P')), ({'section': 'other'}, '1'))
 
 
-@unittest.skipUnless(paste_available(), "Debian's python3-pastedeploy is not installed (make deps)")
+@unittest.skipUnless(server.module_available('paste.deploy'), "Debian's python3-pastedeploy is not installed (make deps)")
 class PasteConfig(unittest.TestCase):
     def tmpdir(self, ini=INI):
         d = tempfile.mkdtemp(prefix='cunicorn-paste-')

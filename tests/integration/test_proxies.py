@@ -35,16 +35,17 @@ class Proxies(unittest.TestCase):
         self.addCleanup(srv.stop)
         return srv
 
+    def exchange(self, srv, raw):
+        """The response to raw bytes sent on a fresh connection."""
+        conn = srv.connect()
+        try:
+            conn.send(raw)
+            return conn.read_response('GET')
+        finally:
+            conn.close()
+
     def env(self, srv, path='/', headers=None, raw=None):
-        if raw is None:
-            resp = srv.request('GET', path, headers=headers)
-        else:
-            conn = srv.connect()
-            try:
-                conn.send(raw)
-                resp = conn.read_response('GET')
-            finally:
-                conn.close()
+        resp = srv.request('GET', path, headers=headers) if raw is None else self.exchange(srv, raw)
         self.assertEqual(resp.status, 200, resp)
         return resp.json()
 
@@ -173,22 +174,12 @@ class Proxies(unittest.TestCase):
 
     def test_proxy_header_from_a_peer_not_allowed(self):
         srv = self.serve('--proxy-protocol', 'v1', '--proxy-allow-from', '10.0.0.0/8')
-        conn = srv.connect()
-        try:
-            conn.send(b'PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n' + build_request('GET', '/'))
-            resp = conn.read_response('GET')
-        finally:
-            conn.close()
+        resp = self.exchange(srv, b'PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n' + build_request('GET', '/'))
         self.assertEqual(resp.status, 403)
 
     def test_proxy_unknown_is_refused(self):
         srv = self.serve('--proxy-protocol', 'v1')
-        conn = srv.connect()
-        try:
-            conn.send(b'PROXY UNKNOWN\r\n' + build_request('GET', '/'))
-            resp = conn.read_response('GET')
-        finally:
-            conn.close()
+        resp = self.exchange(srv, b'PROXY UNKNOWN\r\n' + build_request('GET', '/'))
         self.assertEqual(resp.status, 400)
         self.assertIn(b'Invalid PROXY line', resp.body)
 
