@@ -863,6 +863,7 @@ void dispatch(Conn &c, size_t head_len) {
     if (c.continue_sent) c.req.expect_continue = false;  // the loop already answered it
 
     WorkerStatus *status = w.info.status;
+    int64_t app_start = now_ms();
     if (status) {
         // Read by the master only if this request times out.
         auto copy = [](char *dst, size_t cap, std::string_view src) {
@@ -873,11 +874,10 @@ void dispatch(Conn &c, size_t head_len) {
         copy(status->method, sizeof status->method, c.req.method);
         copy(status->path, sizeof status->path, c.req.target);
         copy(status->peer, sizeof status->peer, c.peer);
-        status->request_started_ms = now_ms();
+        status->request_started_ms = app_start;
     }
     if (c.hook_req) hooks::begin_request(c.hook_req);  // post_request gets it
     g_in_app = 1;
-    int64_t app_start = now_ms();
     wsgi::Outcome outcome = wsgi::handle(ctx, c.resp);
     w.last_app_ms = now_ms() - app_start;
     g_in_app = 0;
