@@ -533,13 +533,17 @@ public:
         }
         // Over the high-water mark: push bytes out, waiting for the socket
         // only until what is left fits in the parked buffer.
-        for (;;) {
-            if (!write_some(c_, p, n)) return fail();
-            if (c_.out_pending() + n <= OUT_HIGH_WATER) break;
-            if (!wait_fd(*c_.w, c_.fd, POLLOUT)) return fail();
-        }
+        if (!push(OUT_HIGH_WATER, p, n)) return false;
         c_.out.append(p, n);
         return true;
+    }
+
+    bool flush() override {
+        if (broken_) return false;
+        if (c_.file_fd >= 0) return true;  // only framing waits behind the file
+        const char *none = nullptr;
+        size_t zero = 0;
+        return push(0, none, zero);
     }
 
     bool send_file(int fd, off_t offset, size_t n) override {
@@ -555,6 +559,15 @@ public:
     }
 
 private:
+    // Writes parked output, then p, waiting for the socket, until at most
+    // `keep` bytes of them are left unsent (p and n say what is left).
+    bool push(size_t keep, const char *&p, size_t &n) {
+        for (;;) {
+            if (!write_some(c_, p, n)) return fail();
+            if (c_.out_pending() + c_.tls_pending() + n <= keep) return true;
+            if (!wait_fd(*c_.w, c_.fd, POLLOUT)) return fail();
+        }
+    }
     bool fail() {
         broken_ = true;
         return false;

@@ -325,6 +325,24 @@ bool send_body(State *st, const char *p, size_t n) {
     return true;
 }
 
+// Sends one block the application produced on demand (an iterable that is
+// not a list or tuple, or the write() callable), then hands everything
+// queued to the socket before the application is asked for more: PEP 3333
+// forbids holding a block back while the application computes the next
+// one. Blocks already in hand (a list body) are only queued, and go out
+// together.
+bool send_streamed_block(State *st, const char *p, size_t n) {
+    if (!send_body(st, p, n)) return false;
+    if (n == 0 || st->client_gone) return true;
+    bool ok;
+    Sink *sink = st->ctx->sink;
+    Py_BEGIN_ALLOW_THREADS
+    ok = sink->flush();
+    Py_END_ALLOW_THREADS
+    if (!ok) st->client_gone = true;
+    return true;
+}
+
 // ---------------------------------------------------------------------
 // start_response and write()
 // ---------------------------------------------------------------------
@@ -419,7 +437,7 @@ PyObject *write_method(PyObject *self, PyObject *data) {
         return nullptr;
     }
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return nullptr;
-    bool ok = send_body(sr->st, static_cast<const char *>(view.buf), static_cast<size_t>(view.len));
+    bool ok = send_streamed_block(sr->st, static_cast<const char *>(view.buf), static_cast<size_t>(view.len));
     PyBuffer_Release(&view);
     if (!ok) return nullptr;
     if (sr->st->client_gone) {
@@ -945,7 +963,8 @@ Outcome handle(RequestContext &ctx, http::Response &resp) {
                             failed = true;
                             break;
                         }
-                        if (!send_body(&st, PyBytes_AS_STRING(item.get()), static_cast<size_t>(PyBytes_GET_SIZE(item.get())))) {
+                        if (!send_streamed_block(&st, PyBytes_AS_STRING(item.get()),
+                                                 static_cast<size_t>(PyBytes_GET_SIZE(item.get())))) {
                             failed = true;
                             break;
                         }

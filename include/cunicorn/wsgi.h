@@ -41,6 +41,11 @@ public:
     virtual ~Sink() = default;
     // Queues bytes; returns false once the client is gone.
     virtual bool write(const char *p, size_t n) = 0;
+    // Hands every queued byte to the socket, waiting for the client as
+    // long as it takes it in time (a streamed block must not wait for the
+    // next one); returns false once the client is gone. A queued file
+    // (send_file) is left to the sink's own pace.
+    virtual bool flush() = 0;
     // Sends n bytes of fd starting at offset (sendfile where possible).
     virtual bool send_file(int fd, off_t offset, size_t n) = 0;
 };
