@@ -398,8 +398,11 @@ WorkerProcess g_wp;
 bool g_in_worker = false;
 bool g_alive_shown = true;
 bool g_exit_done = false;
+// Signals whose hooks run inside a busy application (arm_handler).
 volatile sig_atomic_t g_abort_armed = 0;
+volatile sig_atomic_t g_quit_armed = 0;
 bool g_aborting = false;
+bool g_quitting = false;
 
 void log_hook_error(const char *name) {
     std::string tb = py::fetch_traceback();
@@ -508,10 +511,16 @@ PyObject *fn_num_workers_changed(PyObject *, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+// The Python-level handlers arm_handler installs. They run in the main
+// thread at a bytecode boundary, possibly inside the application or inside
+// a hook the loop's own path for the same signal is running.
 PyObject *fn_on_abort(PyObject *, PyObject *) {
-    // Runs in the main thread at a bytecode boundary, possibly inside the
-    // application or inside a hook the loop's own abort path is running.
     if (!g_aborting) abort_worker();
+    Py_RETURN_NONE;
+}
+
+PyObject *fn_on_quit(PyObject *, PyObject *) {
+    if (!g_quitting) quit_worker();
     Py_RETURN_NONE;
 }
 
@@ -524,6 +533,7 @@ PyMethodDef FUNCTIONS[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 PyMethodDef ON_ABORT = {"_on_abort", fn_on_abort, METH_VARARGS, nullptr};
+PyMethodDef ON_QUIT = {"_on_quit", fn_on_quit, METH_VARARGS, nullptr};
 
 bool ensure_ns() {
     if (O.ns) return true;
@@ -851,34 +861,55 @@ PyObject *worker_server() {
     return O.server;
 }
 
-bool arm_abort() {
+// Installs `def` as the Python-level handler of `sig`, so that
+// PyErr_SetInterruptEx from the worker's C handler makes the main thread
+// run it at the next bytecode boundary, even inside a busy application
+// (and interrupts time.sleep and friends). signal.signal() also installs
+// CPython's C handler: the worker's own goes back at once.
+bool arm_handler(int sig, PyMethodDef *def, const char *hook_name) {
 #if PY_VERSION_HEX >= 0x030A0000
-    // A Python-level SIGABRT handler, so that PyErr_SetInterruptEx from our
-    // C handler makes the main thread run it at the next bytecode boundary
-    // (and interrupts time.sleep and friends). signal.signal() also
-    // installs CPython's C handler: the worker's own goes back at once.
     struct sigaction old;
-    sigaction(SIGABRT, nullptr, &old);
-    Ref handler = Ref::steal(PyCFunction_New(&ON_ABORT, nullptr));
+    sigaction(sig, nullptr, &old);
+    Ref handler = Ref::steal(PyCFunction_New(def, nullptr));
     Ref sigmod = Ref::steal(PyImport_ImportModule("signal"));
-    Ref r = handler && sigmod ? Ref::steal(PyObject_CallMethod(sigmod.get(), "signal", "iO", SIGABRT, handler.get()))
+    Ref r = handler && sigmod ? Ref::steal(PyObject_CallMethod(sigmod.get(), "signal", "iO", sig, handler.get()))
                               : Ref();
-    sigaction(SIGABRT, &old, nullptr);
+    sigaction(sig, &old, nullptr);
     if (!r) {
-        log_hook_error("worker_abort");
+        log_hook_error(hook_name);
         return false;
     }
+#else
+    (void)sig;
+    (void)def;
+    (void)hook_name;
 #endif
-    g_abort_armed = 1;
     return true;
 }
 
-#if PY_VERSION_HEX < 0x030A0000
+// Before Python 3.10 (no PyErr_SetInterruptEx for other signals than
+// SIGINT), the same through a pending call.
 int pending_abort(void *) {
     if (!g_aborting) abort_worker();
     return 0;
 }
+
+int pending_quit(void *) {
+    if (!g_quitting) quit_worker();
+    return 0;
+}
+
+// From a C signal handler: asks the interpreter to run the handler armed
+// for sig (async-signal-safe, CPython docs).
+void interrupt_interpreter(int sig, int (*pending)(void *)) {
+#if PY_VERSION_HEX >= 0x030A0000
+    (void)pending;
+    PyErr_SetInterruptEx(sig);
+#else
+    (void)sig;
+    Py_AddPendingCall(pending, nullptr);
 #endif
+}
 
 }  // namespace
 
@@ -1003,7 +1034,12 @@ void worker_init(const WorkerProcess &w) {
     set_attr(O.self, "max_requests", w.max_requests ? PyLong_FromUnsignedLongLong(w.max_requests)
                                                     : PyLong_FromSsize_t(PY_SSIZE_T_MAX));
     set_attr(O.self, "cfg", new_ref(cfg));
-    if (hook("worker_abort", w.cfg) || hook("worker_exit", w.cfg)) arm_abort();
+    bool exit_hook = hook("worker_exit", w.cfg) != nullptr;
+    if ((hook("worker_abort", w.cfg) || exit_hook) && arm_handler(SIGABRT, &ON_ABORT, "worker_abort"))
+        g_abort_armed = 1;
+    if ((hook("worker_int", w.cfg) || exit_hook) && arm_handler(SIGINT, &ON_QUIT, "worker_int") &&
+        arm_handler(SIGQUIT, &ON_QUIT, "worker_int"))
+        g_quit_armed = 1;
 }
 
 void post_worker_init() {
@@ -1137,12 +1173,23 @@ void worker_exit() {
 
 bool signal_abort() {
     if (!g_abort_armed) return false;
-#if PY_VERSION_HEX >= 0x030A0000
-    PyErr_SetInterruptEx(SIGABRT);  // async-signal-safe (CPython docs)
-#else
-    Py_AddPendingCall(pending_abort, nullptr);
-#endif
+    interrupt_interpreter(SIGABRT, pending_abort);
     return true;
+}
+
+bool signal_quit(int sig) {
+    if (!g_quit_armed) return false;
+    interrupt_interpreter(sig, pending_quit);
+    return true;
+}
+
+void quit_worker() {
+    g_quitting = true;
+    worker_int();
+    LOG_INFO("Worker exiting (pid: %d)", getpid());
+    worker_exit();
+    py::finalize();
+    _exit(0);
 }
 
 void abort_worker() {

@@ -238,14 +238,20 @@ struct Worker {
 Worker g_worker;
 int g_sig_pipe[2] = {-1, -1};
 volatile sig_atomic_t g_in_app = 0;
+// INT or QUIT came during an application call: the worker's own blocking
+// waits give up, so that the interpreter reaches the hooks soon.
+volatile sig_atomic_t g_quit_requested = 0;
 
 void on_signal(int sig) {
     int saved = errno;
-    // QUIT and INT are quick: while the app runs there is nothing to wait
-    // for (gunicorn's handle_quit exits from inside the handler too).
-    // No Python may run in a handler, so worker_int is skipped then
-    // (hooks.h, worker_int).
-    if ((sig == SIGQUIT || sig == SIGINT) && g_in_app) _exit(0);
+    // QUIT and INT are quick. During an application call, the interpreter
+    // runs worker_int and worker_exit inside it (hooks::signal_quit), as
+    // gunicorn's handle_quit does; with neither hook set there is nothing
+    // to wait for.
+    if ((sig == SIGQUIT || sig == SIGINT) && g_in_app) {
+        if (!hooks::signal_quit(sig)) _exit(0);
+        g_quit_requested = 1;
+    }
     // ABRT (the master's timeout): with worker_abort or worker_exit set,
     // the interpreter runs them at its next bytecode boundary, even inside
     // a stuck app, or the loop does on reading the pipe; the master's
@@ -298,6 +304,10 @@ bool wait_fd(Worker &w, int fd, short events) {
         int r = ::poll(&p, 1, static_cast<int>(left < 1000 ? left : 1000));
         beat(w);
         if (r > 0) return true;
+        if (g_quit_requested) {
+            errno = EINTR;  // back to the interpreter, which is exiting
+            return false;
+        }
         if (r < 0 && errno != EINTR) return false;
     }
 }
@@ -1125,10 +1135,7 @@ void on_signal_pipe(ev::Loop &, int fd, int, void *) {
                 break;
             case SIGQUIT:
             case SIGINT:
-                hooks::worker_int();
-                LOG_INFO("Worker exiting (pid: %d)", getpid());
-                hooks::worker_exit();
-                _exit(0);
+                hooks::quit_worker();
             case SIGABRT:
                 hooks::abort_worker();  // only with hooks armed (on_signal)
             case SIGUSR1:

@@ -161,11 +161,8 @@ void set_app(PyObject *app);
 // null with a Python exception set on failure.
 PyObject *config_object(const Config &cfg);
 
-// SIGINT/SIGQUIT outside an application call: worker.alive = False, then
-// worker_int(worker). The caller exits. During an application call the
-// worker still exits from the signal handler at once (gunicorn exits from
-// its handler too), where no Python may run: worker_int and worker_exit
-// are skipped in that case.
+// worker.alive = False, then worker_int(worker); the reloader's path (the
+// caller stops the worker).
 void worker_int();
 // In a worker process as it exits without returning to the arbiter (quick
 // exit): worker_exit(server, worker) once, with the server post_fork saw.
@@ -180,6 +177,17 @@ bool signal_abort();
 // False, worker_abort(worker), "Worker exiting", worker_exit(server,
 // worker), then _exit(1) (arbiter.py handle_abort: sys.exit(1)).
 [[noreturn]] void abort_worker();
+
+// From the SIGINT/SIGQUIT handler during an application call (async-signal-
+// safe): when worker_int or worker_exit is set, asks the interpreter to run
+// quit_worker() at its next bytecode boundary, inside the busy application
+// (where worker_int can see what it is doing), and returns true; false
+// means no hook needs it (exit at once).
+bool signal_quit(int sig);
+// The quick-stop path (SIGINT, SIGQUIT), from the loop or from the
+// interpreter: worker_int(worker), "Worker exiting", worker_exit(server,
+// worker), then _exit(0) (gunicorn's handle_quit: worker_int, sys.exit(0)).
+[[noreturn]] void quit_worker();
 
 }  // namespace cunicorn::hooks
 

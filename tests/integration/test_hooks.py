@@ -32,6 +32,9 @@ def app(environ, start_response):
         open(os.path.join(HERE, 'hanging'), 'w').close()
         while True:
             pass
+    if path == '/sleep':
+        open(os.path.join(HERE, 'sleeping-%d' % os.getpid()), 'w').close()
+        time.sleep(60)
     if path == '/echo':
         body = environ['wsgi.input'].read()
     elif path == '/boom':
@@ -439,6 +442,40 @@ class WorkerHooks(Base):
             self.assertEqual((m[0][2], m[0][3]), (str(w), 'False'), 'alive is False in the hook')
             order = [l[0] for l in self.marks(srv) if int(l[1]) == w]
             self.assertLess(order.index('worker_int'), order.index('worker_exit'), order)
+
+    @server.timeout(120)
+    def test_worker_int_in_a_busy_and_an_idle_worker(self):
+        # The busy worker is the one whose worker_int matters (it dumps the
+        # stack of whatever is stuck): it runs inside the application call,
+        # and the quick stop stays quick.
+        for sig in (signal.SIGINT, signal.SIGQUIT):
+            srv = self.serve('-w', '2')
+            kids = srv.wait_workers(2)
+            ok = server.wait_for(lambda: len(self.marks(srv, 'post_worker_init')) == 2, 30)
+            self.assertTrue(ok, server.tail(srv.log_text()))
+            conn = srv.connect(90)
+            self.addCleanup(conn.close)
+            conn.send(build_request('GET', '/sleep', close=True))
+            ok = server.wait_for(lambda: any(n.startswith('sleeping-') for n in os.listdir(srv.tmpdir)), 30)
+            self.assertTrue(ok, server.tail(srv.log_text()))
+            busy = int([n for n in os.listdir(srv.tmpdir) if n.startswith('sleeping-')][0].split('-')[1])
+            self.assertIn(busy, kids)
+            started = time.monotonic()
+            srv.send_signal(sig)
+            self.assertEqual(srv.wait_exit(30), 0, server.tail(srv.log_text()))
+            took = time.monotonic() - started
+            # The app would sleep 60 s: a stop that waited for it is a failure.
+            self.assertLess(took, 20 * server.SLOW, '%s stop took %.1f s' % (sig.name, took))
+            ints = sorted(int(l[1]) for l in self.marks(srv, 'worker_int'))
+            self.assertEqual(ints, sorted(kids), '%s: worker_int ran in %r, workers %r (busy %d)\n%s'
+                             % (sig.name, ints, kids, busy, server.tail(srv.log_text())))
+            for l in self.marks(srv, 'worker_int'):
+                self.assertEqual((l[2], l[3]), (l[1], 'False'))
+            exits = sorted(int(l[1]) for l in self.marks(srv, 'worker_exit'))
+            self.assertEqual(exits, sorted(kids), self.marks(srv))
+            order = [l[0] for l in self.marks(srv) if int(l[1]) == busy]
+            self.assertLess(order.index('worker_int'), order.index('worker_exit'), order)
+            srv.stop()
 
     @server.timeout(120)
     def test_worker_abort_runs_in_a_stuck_worker(self):
