@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -36,6 +37,13 @@ namespace cunicorn {
 namespace {
 
 int g_pipe[2] = {-1, -1};
+// A quick stop (INT, QUIT) gives workers this long to run worker_int and
+// worker_exit, even inside a busy application call, before SIGKILL.
+constexpr int64_t QUICK_STOP_GRACE_MS = 2000;
+// Waits between tries when workers cannot be started or cannot load the
+// application: doubling from the first to the last.
+constexpr int64_t SPAWN_BACKOFF_MIN_MS = 1000;
+constexpr int64_t SPAWN_BACKOFF_MAX_MS = 30000;
 
 void on_signal(int sig) {
     int saved = errno;
@@ -203,7 +211,7 @@ std::string Arbiter::pidfile_path() const {
     return master_pid_ ? cfg_.pidfile + ".2" : cfg_.pidfile;
 }
 
-Arbiter::WorkerSlot Arbiter::make_slot() {
+bool Arbiter::make_slot(WorkerSlot &slot) {
     // Heartbeat file (workertmp.py): created here, unlinked at once, only
     // the descriptor lives on. /dev/shm keeps the fchmod calls off disk.
     // Its first page is also mapped, shared, for the WorkerStatus.
@@ -217,16 +225,26 @@ Arbiter::WorkerSlot Arbiter::make_slot() {
     mode_t old = umask(static_cast<mode_t>(cfg_.umask));
     int fd = mkstemp(&path[0]);
     umask(old);
-    if (fd < 0) throw std::runtime_error("worker_tmp_dir: cannot create a heartbeat file in " + dir + ": " + std::strerror(errno));
+    if (fd < 0) {
+        LOG_ERROR("worker_tmp_dir: cannot create a heartbeat file in %s: %s", dir.c_str(), std::strerror(errno));
+        return false;
+    }
     unlink(path.c_str());
     fcntl(fd, F_SETFD, FD_CLOEXEC);
-    WorkerSlot slot;
     slot.tmp_fd = fd;
     if (ftruncate(fd, static_cast<off_t>(sizeof(WorkerStatus))) == 0) {
         void *p = mmap(nullptr, sizeof(WorkerStatus), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (p != MAP_FAILED) slot.status = static_cast<WorkerStatus *>(p);
     }
-    return slot;
+    return true;
+}
+
+bool Arbiter::spawn_allowed() const { return now_ms() >= spawn_retry_at_; }
+
+void Arbiter::spawn_failed(const char *why) {
+    spawn_backoff_ms_ = std::min<int64_t>(SPAWN_BACKOFF_MAX_MS, std::max<int64_t>(SPAWN_BACKOFF_MIN_MS, spawn_backoff_ms_ * 2));
+    spawn_retry_at_ = now_ms() + spawn_backoff_ms_;
+    LOG_ERROR("%s; next worker in %.0f s", why, static_cast<double>(spawn_backoff_ms_) / 1000.0);
 }
 
 void Arbiter::setup_listeners() {
@@ -315,9 +333,14 @@ int Arbiter::wait_signal(int timeout_ms) {
     return count;
 }
 
-void Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners) {
-    WorkerSlot slot = make_slot();
+bool Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners, int generation) {
+    WorkerSlot slot;
+    if (!make_slot(slot)) {
+        spawn_failed("Cannot start a worker");
+        return false;
+    }
     slot.age = ++worker_age_;
+    slot.generation = generation;
     hooks::Server hs = hook_server();
     hs.cfg = &cfg;
     hs.listeners = &listeners;
@@ -336,7 +359,8 @@ void Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners) 
         if (slot.status) munmap(slot.status, sizeof(WorkerStatus));
         close(slot.tmp_fd);
         LOG_ERROR("fork: %s", std::strerror(err));
-        return;
+        spawn_failed("Cannot start a worker");
+        return false;
     }
     if (pid == 0) {
         py::after_fork_child();
@@ -393,6 +417,7 @@ void Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners) 
     sigprocmask(SIG_SETMASK, &old, nullptr);
     slot.pid = pid;
     workers_[pid] = slot;
+    return true;
 }
 
 bool Arbiter::counts(const WorkerSlot &slot) { return !slot.retiring && !slot.replacement; }
@@ -400,7 +425,18 @@ bool Arbiter::counts(const WorkerSlot &slot) { return !slot.retiring && !slot.re
 void Arbiter::spawn_workers() {
     int active = 0;
     for (auto &[pid, slot] : workers_) active += counts(slot);
-    for (; active < num_workers_ && halt_status_ < 0; ++active) spawn_worker(cfg_, listeners_);
+    for (; active < num_workers_ && halt_status_ < 0 && spawn_allowed(); ++active)
+        if (!spawn_worker(cfg_, listeners_, generation_)) break;
+}
+
+void Arbiter::note_booted() {
+    for (auto &[pid, slot] : workers_) {
+        if (slot.booted || !slot.status || !slot.status->booted) continue;
+        slot.booted = true;
+        if (slot.generation == generation_) serving_ = true;
+        spawn_backoff_ms_ = 0;  // the application loads again
+        spawn_retry_at_ = 0;
+    }
 }
 
 void Arbiter::replace_retiring_workers() {
@@ -417,7 +453,7 @@ void Arbiter::replace_retiring_workers() {
         }
     }
     for (pid_t pid : wanting) {
-        spawn_worker(cfg_, listeners_);
+        if (!spawn_allowed() || !spawn_worker(cfg_, listeners_, generation_)) break;
         for (auto &[npid, nslot] : workers_)
             if (nslot.age == worker_age_) workers_[pid].replacement = npid;
     }
@@ -463,20 +499,30 @@ void Arbiter::reap_workers() {
         }
         auto it = workers_.find(pid);
         if (it == workers_.end()) continue;  // not ours (PID 1 duty): reaped silently
-        bool new_generation = reloading_ && it->second.age > reload_age_;
+        note_booted();
+        const WorkerSlot &slot = it->second;
+        bool new_generation = slot.generation > generation_;  // a HUP's, booting or abandoned
         bool clean = false;
         bool halts = false;
         if (WIFEXITED(status)) {
             int code = WEXITSTATUS(status);
             clean = code == 0;
             if (code != 0) LOG_ERROR("Worker (pid:%d) exited with code %d.", pid, code);
-            // Exit codes 3 and 4 mean the app cannot run: respawning would
-            // only loop (arbiter.py WORKER_BOOT_ERROR, APP_LOAD_ERROR). A
-            // HUP's new generation failing only cancels the reload.
-            if ((code == 3 || code == 4) && halt_status_ < 0 && !new_generation) {
-                halt_status_ = code;
-                halt_reason_ = code == 3 ? "Worker failed to boot." : "App failed to load.";
-                halts = true;
+            // Exit codes 3 and 4 mean the app cannot run (arbiter.py
+            // WORKER_BOOT_ERROR, APP_LOAD_ERROR). At start, respawning would
+            // only loop: the master halts, as gunicorn's. Once the
+            // application has served, the module on disk broke under a
+            // running service: a HUP's new generation is abandoned
+            // (check_reload), any other worker is retried with a back-off
+            // while the others keep serving.
+            if ((code == 3 || code == 4) && !slot.booted && halt_status_ < 0 && !new_generation) {
+                if (!serving_) {
+                    halt_status_ = code;
+                    halt_reason_ = code == 3 ? "Worker failed to boot." : "App failed to load.";
+                    halts = true;
+                } else {
+                    spawn_failed("A new worker could not load the application; the running workers keep serving");
+                }
             }
         } else if (WIFSIGNALED(status)) {
             int sig = WTERMSIG(status);
@@ -487,7 +533,11 @@ void Arbiter::reap_workers() {
             else
                 LOG_WARNING("Worker (pid:%d) was sent %s!", pid, signal_upper(sig));
         }
-        if (new_generation && !clean && !(it->second.status && it->second.status->booted)) reload_failed_ = true;
+        if (new_generation && reloading_ && !clean && !slot.booted && !reload_failed_) {
+            reload_failed_ = true;
+            if (WIFEXITED(status) && (WEXITSTATUS(status) == 3 || WEXITSTATUS(status) == 4))
+                LOG_ERROR("Reload failed: the new workers cannot load the application (the worker's error is above)");
+        }
         hooks::WorkerSlot gone{pid, it->second.age, it->second.tmp_fd, it->second.aborted};
         forget_worker(it);
         if (!halts) hooks::child_exit(hook_server(), gone);
@@ -537,9 +587,12 @@ void Arbiter::kill_worker(pid_t pid, int sig) {
     if (it != workers_.end() && (sig == SIGTERM || sig == SIGQUIT || sig == SIGKILL)) it->second.retiring = true;
 }
 
-void Arbiter::kill_workers(int sig) {
-    std::vector<pid_t> pids;
-    for (auto &[pid, slot] : workers_) pids.push_back(pid);
+void Arbiter::kill_workers(int sig) { kill_generation(-1, sig); }
+
+void Arbiter::kill_generation(int generation, int sig) {
+    std::vector<pid_t> pids;  // kill_worker may forget a worker
+    for (auto &[pid, slot] : workers_)
+        if (generation < 0 || slot.generation == generation) pids.push_back(pid);
     for (pid_t pid : pids) kill_worker(pid, sig);
 }
 
@@ -552,7 +605,9 @@ void Arbiter::stop(bool graceful) {
     if (reloading_) close_listeners(next_listeners_, unlink_unix);
     int sig = graceful ? SIGTERM : SIGQUIT;
     kill_workers(sig);
-    int64_t deadline = now_ms() + static_cast<int64_t>(cfg_.graceful_timeout) * 1000;
+    int64_t grace = static_cast<int64_t>(cfg_.graceful_timeout) * 1000;
+    if (!graceful) grace = std::min(grace, QUICK_STOP_GRACE_MS);
+    int64_t deadline = now_ms() + grace;
     while (!workers_.empty() && now_ms() < deadline) {
         wait_signal(100);
         for (int s : pending_) {
@@ -560,7 +615,7 @@ void Arbiter::stop(bool graceful) {
                 // A quick stop asked during a graceful one wins.
                 graceful = false;
                 kill_workers(SIGQUIT);
-                deadline = std::min(deadline, now_ms() + 2000);
+                deadline = std::min(deadline, now_ms() + QUICK_STOP_GRACE_MS);
             }
         }
         pending_.clear();
@@ -650,17 +705,20 @@ void Arbiter::reload() {
     }
     reloading_ = true;
     reload_failed_ = false;
-    reload_age_ = worker_age_;
     reload_deadline_ = now_ms() + 1000LL * std::max(30, next_cfg_.timeout);
     for (int i = 0; i < next_cfg_.workers; ++i)
-        spawn_worker(next_cfg_, listeners_changed_ ? next_listeners_ : listeners_);
+        if (!spawn_worker(next_cfg_, listeners_changed_ ? next_listeners_ : listeners_, generation_ + 1)) {
+            reload_failed_ = true;
+            break;
+        }
 }
 
 void Arbiter::check_reload() {
     if (!reloading_) return;
+    note_booted();
     int booted = 0;
     for (auto &[pid, slot] : workers_)
-        if (slot.age > reload_age_ && slot.status && slot.status->booted) ++booted;
+        if (slot.generation > generation_ && slot.booted) ++booted;
     if (!reload_failed_ && now_ms() > reload_deadline_) {
         LOG_ERROR("Reload failed: the new workers did not boot in time");
         reload_failed_ = true;
@@ -668,8 +726,7 @@ void Arbiter::check_reload() {
     if (reload_failed_) {
         // Back to the running generation: the new one goes, nothing else changes.
         LOG_ERROR("Reload failed: keeping the old workers and configuration");
-        for (auto &[pid, slot] : workers_)
-            if (slot.age > reload_age_) kill(pid, SIGKILL);
+        kill_generation(generation_ + 1, SIGKILL);
         if (listeners_changed_) close_listeners(next_listeners_, true);
         try {
             log::configure(cfg_.errorlog, log::parse_level(cfg_.loglevel), cfg_.accesslog, cfg_.access_log_format);
@@ -682,8 +739,8 @@ void Arbiter::check_reload() {
     }
     if (booted < next_cfg_.workers) return;
     // The new generation serves: now the old one may finish and go.
-    for (auto &[pid, slot] : workers_)
-        if (slot.age <= reload_age_) kill_worker(pid, SIGTERM);
+    kill_generation(generation_, SIGTERM);
+    ++generation_;
     if (listeners_changed_) {
         close_listeners(listeners_, false);
         listeners_ = std::move(next_listeners_);

@@ -33,14 +33,21 @@ private:
         WorkerStatus *status = nullptr;  // its shared page
         bool aborted = false;         // SIGABRT sent for a timeout
         bool retiring = false;        // told to stop (TERM)
+        bool booted = false;          // has loaded the app (seen once in its status page)
+        int generation = 0;           // the configuration it runs: generation_, or the next (HUP)
         pid_t replacement = 0;        // booting in its place (max_requests)
     };
 
     void start();
     void setup_listeners();
     void handle_signal(int sig);
-    void spawn_worker(const Config &cfg, std::vector<Listener> &listeners);
+    // False (logged, with a back-off before the next try) when no worker
+    // could be started.
+    bool spawn_worker(const Config &cfg, std::vector<Listener> &listeners, int generation);
     void spawn_workers();
+    bool spawn_allowed() const;
+    void spawn_failed(const char *why);
+    void note_booted();
     void manage_workers();
     void replace_retiring_workers();
     // Workers that count towards num_workers: not told to stop and not
@@ -50,6 +57,7 @@ private:
     void murder_workers();
     void kill_worker(pid_t pid, int sig);
     void kill_workers(int sig);
+    void kill_generation(int generation, int sig);  // -1: every worker
     void forget_worker(std::map<pid_t, WorkerSlot>::iterator it);
     void stop(bool graceful);
     int halt(const std::string &reason, int exit_status);
@@ -58,7 +66,7 @@ private:
     void reexec();
     void maybe_promote_master();
     int wait_signal(int timeout_ms);
-    WorkerSlot make_slot();
+    bool make_slot(WorkerSlot &slot);
     std::string pidfile_path() const;
     hooks::Server hook_server();
 
@@ -76,12 +84,17 @@ private:
     std::vector<int> pending_; // signals read from the pipe, in order
     std::string exe_;          // our own binary, for USR2
     std::string start_cwd_;
+    // After a worker could not be started or could not load the app:
+    // no new worker before spawn_retry_at_ (ms, CLOCK_MONOTONIC).
+    int64_t spawn_backoff_ms_ = 0;
+    int64_t spawn_retry_at_ = 0;
 
-    // A HUP in progress: the new generation (workers younger than
-    // reload_age_) boots with next_cfg_ while the old one keeps serving.
+    // Workers of generation_ run cfg_. A HUP in progress: the next
+    // generation boots with next_cfg_ while the running one keeps serving.
+    int generation_ = 0;
+    bool serving_ = false;     // a worker of the running configuration has booted
     bool reloading_ = false;
     bool reload_failed_ = false;
-    int reload_age_ = 0;
     int64_t reload_deadline_ = 0;
     Config next_cfg_;
     std::vector<Listener> next_listeners_;

@@ -668,6 +668,109 @@ class HupConfig(Base):
 
 
 # --------------------------------------------------------------------------
+# 7b. HUP when the application can no longer be loaded
+
+GOOD_FACTORY_APP = APP + r'''
+
+def create_app():
+    return app
+'''
+
+BROKEN_APPS = {
+    # name: (module source, app URI, what the error log must show)
+    'import_error': ('import no_such_module_anywhere\n' + APP, 'app:app',
+                     r'ModuleNotFoundError: No module named .no_such_module_anywhere.'),
+    'syntax_error': (APP + '\ndef broken(:\n', 'app:app', r'SyntaxError'),
+    'missing_attribute': (APP.replace('def app(', 'def renamed_app('), 'app:app',
+                          r"Failed to find attribute 'app' in 'app'"),
+    'factory_raises': (GOOD_FACTORY_APP.replace('    return app',
+                                                "    raise RuntimeError('factory broke')"),
+                       'app:create_app()', r'RuntimeError: factory broke'),
+}
+
+
+class HupBrokenApp(Base):
+    """HUP after the app module broke: the new generation is abandoned with
+    the reason (and traceback) in the error log, the old one keeps serving
+    every request, and a HUP after the module is fixed reloads."""
+
+    def check(self, name):
+        source, uri, reason = BROKEN_APPS[name]
+        good = GOOD_FACTORY_APP
+        srv = self.make('-w', '2', appname=uri, env={'PYTHONDONTWRITEBYTECODE': '1'})
+        server.write_file(srv.path('app.py'), good)
+        srv.start()
+        old = set(srv.wait_workers(2))
+        load = LoadClients(srv.address, threads=2, seconds=120)
+        self.addCleanup(load.stop)
+        load.start()
+        self.assertTrue(server.wait_for(lambda: load.total() > 20, 30), load.summary())
+
+        mark = srv.log_mark()
+        server.write_file(srv.path('app.py'), source)
+        srv.send_signal(signal.SIGHUP)
+        ok = server.wait_for(lambda: 'Reload failed' in srv.log_since(mark), 30)
+        self.assertTrue(ok, 'no "Reload failed" after HUP with a broken app\n%s'
+                        % server.tail(srv.log_since(mark)))
+        logged = srv.log_since(mark)
+        self.assertRegex(logged, reason)
+        if name != 'missing_attribute':
+            self.assertIn('Traceback (most recent call last)', logged)
+        # The abandoned workers are gone, the old ones serve on.
+        self.assertTrue(server.wait_for(lambda: set(server.children(srv.pid)) == old, 30),
+                        '%r != %r\n%s' % (server.children(srv.pid), old, server.tail(srv.log_since(mark))))
+        self.assertTrue(stays(lambda: srv.proc.poll() is None and set(server.children(srv.pid)) == old, 2),
+                        server.tail(srv.log_since(mark)))
+        served = load.total()
+        self.assertTrue(server.wait_for(lambda: load.total() > served + 20, 30), load.summary())
+
+        # Fixed: the next HUP reloads.
+        server.write_file(srv.path('app.py'), good + '\n# fixed\n')
+        srv.send_signal(signal.SIGHUP)
+        new = self.wait_new_generation(srv, old, 2)
+        self.assertTrue(server.wait_for(lambda: load.served_by(new), 30), load.summary())
+        self.assertTrue(load.stop(), 'a client thread did not finish')
+        self.assertEqual(load.nfailed, 0, 'requests failed across the HUPs: ' + load.summary())
+        self.assertEqual(srv.stop(), 0)
+
+    @server.timeout(180)
+    def test_import_error(self):
+        self.check('import_error')
+
+    @server.timeout(180)
+    def test_syntax_error(self):
+        self.check('syntax_error')
+
+    @server.timeout(180)
+    def test_missing_app_attribute(self):
+        self.check('missing_attribute')
+
+    @server.timeout(180)
+    def test_app_factory_raises(self):
+        self.check('factory_raises')
+
+    @server.timeout(180)
+    def test_respawn_after_a_failed_reload_does_not_stop_the_master(self):
+        # The module on disk is broken, and an old worker dies: its
+        # replacement cannot load the app either. The master keeps the
+        # other worker serving and retries, instead of exiting.
+        srv = self.make('-w', '2', env={'PYTHONDONTWRITEBYTECODE': '1'})
+        srv.start()
+        old = srv.wait_workers(2)
+        mark = srv.log_mark()
+        server.write_file(srv.path('app.py'), BROKEN_APPS['import_error'][0])
+        os.kill(old[0], signal.SIGKILL)
+        ok = server.wait_for(lambda: 'ModuleNotFoundError' in srv.log_since(mark), 30)
+        self.assertTrue(ok, server.tail(srv.log_since(mark)))
+        self.assertTrue(stays(lambda: srv.proc.poll() is None, 3), server.tail(srv.log_since(mark)))
+        self.assertEqual(self.answer(srv)[0], old[1])
+        server.write_file(srv.path('app.py'), APP + '\n# fixed\n')
+        ok = server.wait_for(lambda: len(server.children(srv.pid)) == 2, 60)
+        self.assertTrue(ok, server.tail(srv.log_since(mark)))
+        self.assertEqual(srv.stop(), 0)
+
+
+# --------------------------------------------------------------------------
 # 8. the pidfile guards against a second master
 
 class Pidfile(Base):
@@ -764,6 +867,27 @@ class Heartbeat(Base):
         self.assertNotEqual(status, 0)
         self.assertIn('worker_tmp_dir', srv.log_text())
 
+    @server.timeout(120)
+    def test_master_survives_a_worker_slot_it_cannot_create(self):
+        # The heartbeat directory vanishes under a running master: a new
+        # worker cannot get its slot. The master says so, keeps serving with
+        # the workers it has, retries, and recovers when the directory is back.
+        d = tempfile.mkdtemp(prefix='cunicorn-hb-')
+        self.addCleanup(shutil.rmtree, d, True)
+        srv = self.serve('-w', '2', '--worker-tmp-dir', d, '-p', '{dir}/master.pid')
+        kids = srv.wait_workers(2)
+        mark = srv.log_mark()
+        os.rmdir(d)
+        os.kill(kids[0], signal.SIGKILL)
+        ok = server.wait_for(lambda: 'cannot create a heartbeat file' in srv.log_since(mark), 30)
+        self.assertTrue(ok, server.tail(srv.log_since(mark)))
+        self.assertTrue(stays(lambda: srv.proc.poll() is None, 2), server.tail(srv.log_since(mark)))
+        self.assertEqual(self.answer(srv), (kids[1], srv.pid))
+        os.mkdir(d)
+        ok = server.wait_for(lambda: len(server.children(srv.pid)) == 2, 60)
+        self.assertTrue(ok, server.tail(srv.log_since(mark)))
+        self.assertEqual(srv.stop(), 0)
+        self.assertFalse(os.path.exists(srv.path('master.pid')))
 
 # --------------------------------------------------------------------------
 # 11. systemd: socket activation and sd_notify
