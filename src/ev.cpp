@@ -45,6 +45,18 @@ void Loop::forget_closing(int fd) {
     s = Slot();  // also the stale-event guard for events already fired
 }
 
+void Loop::requeue(int fd) {
+#ifdef CUNICORN_EV_EPOLL
+    if (fd < 0 || static_cast<size_t>(fd) >= slots_.size()) return;
+    int m = slots_[static_cast<size_t>(fd)].mask;
+    if (!(m & EXCLUSIVE)) return;
+    backend_del(backend_, fd, m, m);
+    backend_add(backend_, fd, NONE, m);  // EPOLL_CTL_ADD queues at the tail
+#else
+    (void)fd;
+#endif
+}
+
 int Loop::mask(int fd) const {
     if (fd < 0 || static_cast<size_t>(fd) >= slots_.size()) return NONE;
     return slots_[static_cast<size_t>(fd)].mask;

@@ -1,7 +1,7 @@
 // The event loop: file events only, one callback per descriptor, a
 // stale-event guard (Redis ae.c). Timers are kept by the owner (the worker
-// keeps keep-alive deadlines in FIFO order, so it needs no heap) and enter
-// the loop as the poll timeout.
+// gives each connection a deadline and sweeps them a few times a second,
+// so it needs no heap) and enter the loop as the poll timeout.
 #ifndef CUNICORN_EV_H
 #define CUNICORN_EV_H
 
@@ -51,6 +51,12 @@ public:
     // descriptor from the set by itself (when no other descriptor shares
     // its open file), so epoll is spared a system call per connection.
     void forget_closing(int fd);
+    // Moves fd's EXCLUSIVE registration behind those of the other
+    // processes watching the same listener. epoll wakes the first idle
+    // waiter in registration order, so without this the process that
+    // registered first takes every connection at light load (and an old
+    // generation starves a new one). No-op where wake-ups are not exclusive.
+    void requeue(int fd);
     int mask(int fd) const;
     // Waits up to timeout_ms (-1 = forever) and runs the callbacks.
     // Returns the number of events processed, or -1 on a wait error.
