@@ -442,13 +442,20 @@ void Arbiter::note_booted() {
 void Arbiter::replace_retiring_workers() {
     std::vector<pid_t> wanting;
     for (auto &[pid, slot] : workers_) {
-        if (slot.retiring) continue;
+        if (slot.retiring || !slot.status) continue;
+        uint32_t asks = slot.status->retire_requested;
+        if (asks != slot.asks_seen) {
+            // Asked again (the reloader saw another change, perhaps the
+            // fix): worth a try now, whatever the back-off says.
+            if (slot.asks_seen) spawn_retry_at_ = 0;
+            slot.asks_seen = asks;
+        }
         if (slot.replacement) {
             auto next = workers_.find(slot.replacement);
             if (next == workers_.end()) slot.replacement = 0;  // it died: try again
-            else if (next->second.status && next->second.status->booted && slot.status)
-                slot.status->replacement_ready = 1;  // it stops at its limit now
-        } else if (slot.status && slot.status->retire_requested) {
+            else if (next->second.booted)
+                slot.status->replacement_ready = 1;
+        } else if (asks) {
             wanting.push_back(pid);
         }
     }
@@ -461,6 +468,7 @@ void Arbiter::replace_retiring_workers() {
 
 void Arbiter::manage_workers() {
     if (reloading_) return;  // check_reload() decides during a HUP
+    note_booted();
     replace_retiring_workers();
     spawn_workers();
     // Too many (TTOU, WINCH): retire the oldest first.

@@ -230,6 +230,9 @@ struct Worker {
     int io_timeout_ms = 30000;
     int64_t last_beat = 0;
     int64_t last_app_ms = 0;     // how long the previous request held the app
+    int64_t last_requeue_ms = 0; // the listener registration last moved to the back
+    bool replacement_asked = false;  // max_requests is near
+    bool reload_pending = false;     // the reloader saw a change; the replacement boots
     IpAllowList forwarded_allow;   // forwarded_allow_ips
     IpAllowList proxy_allow;       // proxy_allow_ips
     http::ProxyProtocol proxy_mode = http::ProxyProtocol::OFF;
@@ -824,23 +827,68 @@ bool body_ready(const Conn &c, size_t head_len) {
     return true;
 }
 
-// max_requests: at the limit the worker asks the master for its
-// replacement and keeps serving until that has booted (at most 10% more
-// requests if it boots slowly), so there is never a moment without a
-// worker accepting; gunicorn stops at once and the listen queue waits for
-// the respawn. Without the shared page it stops at the limit.
-void check_max_requests(Worker &w) {
-    if (!w.max_requests || w.stopping || w.nr < w.max_requests) return;
-    WorkerStatus *st = w.info.status;
-    if (st && !st->retire_requested) {
-        st->retire_requested = 1;
-        kill(w.info.ppid, SIGCHLD);  // wake the master now, not at its next tick
+void stop_accepting(Worker &w) {
+    for (Listener &l : *w.listeners) {
+        w.loop->remove(l.fd, ev::READABLE | ev::EXCLUSIVE);
+        close(l.fd);
+        l.fd = -1;
     }
-    uint64_t slack = std::max<uint64_t>(1, w.max_requests / 10);
-    if (st && !st->replacement_ready && w.nr < w.max_requests + slack) return;
-    LOG_INFO("Autorestarting worker after current request.");
+    w.accepting = false;
+}
+
+// Retirement (TERM, a HUP's old generation, TTOU, max_requests, the
+// reloader): no new connection; each response from now on closes its
+// connection, so every client is told before its connection goes; an idle
+// keep-alive connection stays open until its keep-alive deadline in case
+// its client is already sending the next request (sweep); the loop ends
+// when no connection is left, or at the graceful timeout.
+void begin_graceful_stop(Worker &w) {
+    if (w.stopping && !w.accepting) return;
     w.stopping = true;
     w.stop_deadline = now_ms() + static_cast<int64_t>(w.cfg->graceful_timeout) * 1000;
+    stop_accepting(w);
+}
+
+// Connections other than `current` that may still bring a request: each
+// gets at most one more once the worker retires.
+uint64_t open_conns(const Worker &w, const Conn *current) {
+    uint64_t n = 0;
+    for (const Conn *c : w.conns)
+        if (c && c != current && !c->close_after_write && c->phase != Phase::LINGERING) ++n;
+    return n;
+}
+
+// Asks the master to start a worker that will take this one's place.
+void ask_replacement(Worker &w) {
+    w.replacement_asked = true;
+    if (!w.info.status) return;
+    ++w.info.status->retire_requested;
+    kill(w.info.ppid, SIGCHLD);  // wake the master now, not at its next tick
+}
+
+// max_requests is a hard limit: a worker answers at most that many
+// requests (its own limit, max_requests plus its jitter), and exactly that
+// many unless it stops for another reason. It asks the master for its
+// replacement a little before (a tenth of the limit, at most 100
+// requests), so that with one worker a booted one is accepting when it
+// goes; gunicorn stops at the limit and the listen queue waits for the
+// respawn. It retires as soon as the requests it has answered, plus one
+// more on every connection it holds, reach the limit: from then on it
+// accepts nothing and closes each connection with its next response, so
+// the count cannot pass the limit. (Retiring as soon as the replacement
+// has booted would cut workers short of their limit, and the jitter range
+// with it.) Called before every accept and before every application call
+// (`current`: the connection whose request was just counted), and a few
+// times a second. Returns false once the worker retires.
+bool check_max_requests(Worker &w, const Conn *current) {
+    if (!w.max_requests || w.stopping) return !w.stopping;
+    uint64_t margin = std::max<uint64_t>(1, std::min<uint64_t>(w.max_requests / 10, 100));
+    if (!w.replacement_asked && w.nr + w.nconns + margin >= w.max_requests) ask_replacement(w);
+    if (w.nr + w.nconns < w.max_requests) return true;  // the cheap test first
+    if (w.nr + open_conns(w, current) < w.max_requests) return true;
+    LOG_INFO("Autorestarting worker after current request.");
+    begin_graceful_stop(w);
+    return false;
 }
 
 // Keep-alive fairness under overload. A worker accepts one connection per
@@ -866,7 +914,7 @@ void dispatch(Conn &c, size_t head_len) {
     c.in.consume(head_len);
     ++w.nr;
     ++c.requests;
-    check_max_requests(w);
+    check_max_requests(w, &c);
 
     ConnBody body(c, w);
     ConnSink sink(c);
@@ -1032,6 +1080,8 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
         // the worker that accepted them) spread evenly instead of the
         // first worker to wake taking a whole burst.
         for (int i = 0; i < ACCEPT_BATCH && w.accepting; ++i) {
+            // A new connection may bring one more request: only within max_requests.
+            if (!check_max_requests(w, nullptr)) return;
             const Listener *l = nullptr;
             for (Listener &cand : *w.listeners)
                 if (cand.fd == fd) l = &cand;
@@ -1057,6 +1107,14 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
                 inet_ntop(AF_INET6, &sin6->sin6_addr, c->peer, sizeof c->peer);
                 c->peer_port = ntohs(sin6->sin6_port);
             }
+            int64_t now = now_ms();
+            if (now - w.last_requeue_ms >= 1) {
+                // Let the other workers take the next connection (ev.h);
+                // at most once a millisecond, so a loaded worker pays
+                // nothing, and an idle server still takes turns.
+                w.loop->requeue(fd);
+                w.last_requeue_ms = now;
+            }
             c->trusted = peer_in(w.forwarded_allow, *c);
             if (w.cfg->tls_context) {
                 c->tls = std::make_unique<tls::Session>(*w.cfg);
@@ -1071,7 +1129,7 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
             if (static_cast<size_t>(cfd) >= w.conns.size()) w.conns.resize(static_cast<size_t>(cfd) * 2 + 1, nullptr);
             w.conns[static_cast<size_t>(cfd)] = c;
             ++w.nconns;
-            c->deadline = now_ms() + w.io_timeout_ms;
+            c->deadline = now + w.io_timeout_ms;
             if (w.nconns >= static_cast<size_t>(w.cfg->worker_connections)) {
                 for (Listener &ll : *w.listeners) w.loop->remove(ll.fd, ev::READABLE | ev::EXCLUSIVE);
                 w.accepting = false;
@@ -1096,29 +1154,26 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
     if ((mask & ev::READABLE) && w.conns[static_cast<size_t>(fd)] == &c) on_readable(c);
 }
 
-void stop_accepting(Worker &w) {
-    for (Listener &l : *w.listeners) {
-        w.loop->remove(l.fd, ev::READABLE | ev::EXCLUSIVE);
-        close(l.fd);
-        l.fd = -1;
-    }
-    w.accepting = false;
-}
-
-void begin_graceful_stop(Worker &w) {
-    if (w.stopping && !w.accepting) return;
-    w.stopping = true;
-    w.stop_deadline = now_ms() + static_cast<int64_t>(w.cfg->graceful_timeout) * 1000;
-    stop_accepting(w);
-}
-
-// The reloader saw `file` change: as gunicorn's worker (log, worker_int,
-// exit 0 so the master spawns a fresh one), but through a graceful stop,
-// so requests in flight are answered and the listeners' backlog waits for
-// the next worker instead of failing.
+// The reloader saw `file` change. Gunicorn's worker logs, runs worker_int
+// and exits for the master to start a fresh one. Here the fresh one is
+// started first (ask_replacement) and this worker goes only once it has
+// booted (retire_if_replaced): code that no longer imports leaves this
+// one serving, and the master retries at each further change.
 void on_reload_change(const std::string &file) {
     Worker &w = g_worker;
     LOG_INFO("Worker reloading: %s modified", file.c_str());
+    if (!w.info.status) {
+        hooks::worker_int();
+        begin_graceful_stop(w);
+        return;
+    }
+    w.reload_pending = true;
+    ask_replacement(w);
+}
+
+void retire_if_replaced(Worker &w) {
+    if (!w.reload_pending || w.stopping || !w.info.status || !w.info.status->replacement_ready) return;
+    w.reload_pending = false;
     hooks::worker_int();
     begin_graceful_stop(w);
 }
@@ -1149,18 +1204,12 @@ void on_signal_pipe(ev::Loop &, int fd, int, void *) {
 }
 
 // Closes idle keep-alive connections past their deadline, and connections
-// whose client has been silent for too long mid-request.
+// whose client has been silent for too long mid-request. A retiring worker
+// keeps its idle connections until then too (begin_graceful_stop).
 void sweep(Worker &w) {
     int64_t now = now_ms();
-    for (Conn *c : w.conns) {
-        if (!c) continue;
-        bool idle = c->in.size() == 0 && c->pending() == 0 && c->phase == Phase::READING;
-        if (w.stopping && idle && !c->close_after_write) {
-            close_conn(*c);
-            continue;
-        }
-        if (now >= c->deadline) close_conn(*c);
-    }
+    for (Conn *c : w.conns)
+        if (c && now >= c->deadline) close_conn(*c);
 }
 
 // As gunicorn's set_owner_process, before the app is imported: files the
@@ -1239,11 +1288,7 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
     hw.max_requests = w.max_requests;
     hw.nr = &w.nr;
     hw.stopping = &w.stopping;
-    hw.stop = [] {  // worker.alive = False from a hook, as max_requests does
-        if (g_worker.stopping) return;
-        g_worker.stopping = true;
-        g_worker.stop_deadline = now_ms() + static_cast<int64_t>(g_worker.cfg->graceful_timeout) * 1000;
-    };
+    hw.stop = [] { begin_graceful_stop(g_worker); };  // worker.alive = False from a hook
     hooks::worker_init(hw);
     struct ExitHook {
         ~ExitHook() { hooks::worker_exit(); }  // on every way out of here
@@ -1283,7 +1328,7 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
                 break;
             }
             sweep(w);
-            check_max_requests(w);  // the replacement may have become ready
+            retire_if_replaced(w);
             if (cfg.reload && !w.stopping) reloader::tick();
             last_sweep = now;
         }

@@ -35,7 +35,8 @@ private:
         bool retiring = false;        // told to stop (TERM)
         bool booted = false;          // has loaded the app (seen once in its status page)
         int generation = 0;           // the configuration it runs: generation_, or the next (HUP)
-        pid_t replacement = 0;        // booting in its place (max_requests)
+        pid_t replacement = 0;        // booting in its place (max_requests, reloader)
+        uint32_t asks_seen = 0;       // its status page's retire_requested, last read
     };
 
     void start();

@@ -22,7 +22,8 @@ struct Config;
 // HUP can wait for the new generation before retiring the old one.
 struct WorkerStatus {
     uint32_t booted;               // the app is loaded, the loop runs
-    uint32_t retire_requested;     // max_requests is near: start my replacement
+    uint32_t retire_requested;     // counts the worker's asks for a replacement
+                                   // (max_requests near, the reloader saw a change)
     uint32_t replacement_ready;    // set by the master once it has booted
     int64_t request_started_ms;    // CLOCK_MONOTONIC; 0 between requests
     char method[16];

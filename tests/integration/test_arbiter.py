@@ -128,12 +128,15 @@ class LoadClients:
     fails, or EOF/reset before the status line), the server may have closed
     that connection while it was idle; the client reconnects and resends
     once, counted as an idle-close retry, not a failure.  The retry itself
-    must succeed.
+    must succeed.  With idle_close_retry=False (a client that never
+    retries, as wrk) that is a failure too.
     """
 
     def __init__(self, address, threads=8, requests_per_thread=None, seconds=120,
-                 close_ratio=0.3, path='/'):
+                 close_ratio=0.3, path='/', idle_close_retry=True, pause=0.004):
         self.address = address
+        self.idle_close_retry = idle_close_retry
+        self.pause = pause
         self.nthreads = threads
         self.per_thread = requests_per_thread
         self.seconds = seconds
@@ -202,7 +205,8 @@ class LoadClients:
                 n += 1
                 close = rng.random() < self.close_ratio
                 conn = self._one(conn, close, '%s?t=%d&n=%d' % (self.path, i, n))
-                time.sleep(rng.uniform(0, 0.004))
+                if self.pause:
+                    time.sleep(rng.uniform(0, self.pause))
         finally:
             if conn is not None:
                 conn.close()
@@ -238,7 +242,7 @@ class LoadClients:
                 # Not one byte of a response came back.
                 conn.close()
                 conn = None
-                if reused and not retried:
+                if reused and not retried and self.idle_close_retry:
                     with self.lock:
                         self.idle_retries += 1
                     retried = True
@@ -609,15 +613,127 @@ class MaxRequests(Base):
         self.assertTrue(load.wait(), 'a client thread did not finish')
         self.assertEqual(load.nfailed, 0, 'requests failed: ' + load.summary())
         self.assertEqual(load.ok, 400, load.summary())
-        # A worker asks for its replacement at 50 and stops once that has
-        # booted, at 55 at the latest (plus the few requests the 4 clients
-        # may have had in flight then).
         busiest = max(load.by_pid.values())
-        self.assertLessEqual(busiest, 59, 'a worker served %d requests: %s'
+        self.assertLessEqual(busiest, 50, 'a worker served %d requests: %s'
                              % (busiest, dict(load.by_pid)))
-        self.assertGreaterEqual(len(load.by_pid), 7, 'workers were not recycled: %s'
+        self.assertGreaterEqual(len(load.by_pid), 8, 'workers were not recycled: %s'
                                 % dict(load.by_pid))
         self.assertEqual(set(load.by_master), {srv.pid})
+
+    @server.timeout(180)
+    def test_max_requests_is_a_hard_limit(self):
+        # Keep-alive and one-shot clients at once: no worker answers an
+        # 11th request, and no request waits for a respawn and fails.
+        srv = self.serve('-w', '2', '--max-requests', '10')
+        srv.wait_workers(2)
+        load = LoadClients(srv.address, threads=4, requests_per_thread=60, seconds=120,
+                           idle_close_retry=False)
+        self.addCleanup(load.stop)
+        load.start()
+        self.assertTrue(load.wait(), 'a client thread did not finish')
+        self.assertEqual(load.nfailed, 0, 'requests failed: ' + load.summary())
+        self.assertEqual(load.ok, 240, load.summary())
+        over = {pid: n for pid, n in load.by_pid.items() if n > 10}
+        self.assertEqual(over, {}, 'workers served more than --max-requests 10: %s'
+                         % dict(load.by_pid))
+        self.assertGreaterEqual(len(load.by_pid), 24, dict(load.by_pid))
+
+    @server.timeout(180)
+    def test_max_requests_jitter_bounds_every_worker(self):
+        srv = self.serve('-w', '1', '--max-requests', '4', '--max-requests-jitter', '8')
+        srv.wait_workers(1)
+        order = []
+        for i in range(80):
+            r = srv.get('/?n=%d' % i, timeout=30)
+            self.assertEqual(r.status, 200, r)
+            order.append(who(r)[0])
+        counts = collections.Counter(order)
+        # The last worker may not have reached its limit yet.
+        finished = [counts[pid] for pid in dict.fromkeys(order) if pid != order[-1]]
+        self.assertGreaterEqual(len(finished), 6, counts)
+        for n in finished:
+            self.assertTrue(4 <= n <= 12, 'a worker served %d requests, outside 4..12: %s'
+                            % (n, finished))
+        self.assertGreater(len(set(finished)), 1, 'the jitter had no effect: %s' % finished)
+
+
+# --------------------------------------------------------------------------
+# 6b. retiring workers drain their keep-alive connections
+
+class Retirement(Base):
+    @server.timeout(240)
+    def test_keepalive_clients_see_no_reset_across_retirements(self):
+        # Clients that never retry, each sending back-to-back requests on a
+        # kept-alive connection, while workers retire every way they can:
+        # HUP (a new generation), TTIN then TTOU, and max_requests.
+        srv = self.serve('-w', '2', '--max-requests', '40', '--keep-alive', '5')
+        srv.wait_workers(2)
+        # Short pauses between requests: a connection is often idle for a
+        # moment when its worker is told to stop.
+        load = LoadClients(srv.address, threads=6, seconds=150, close_ratio=0.0,
+                           idle_close_retry=False, pause=0.02)
+        self.addCleanup(load.stop)
+        load.start()
+        self.assertTrue(server.wait_for(lambda: load.total() > 100, 30), load.summary())
+        for step in ('HUP', 'TTIN', 'TTOU', 'HUP', 'TTIN', 'TTOU', 'HUP'):
+            before = load.total()
+            srv.send_signal(getattr(signal, 'SIG' + step))
+            self.assertTrue(server.wait_for(lambda: load.total() > before + 150, 60),
+                            'after %s: %s' % (step, load.summary()))
+        self.assertTrue(load.stop(), 'a client thread did not finish')
+        self.assertEqual(load.nfailed, 0, 'requests failed: ' + load.summary())
+        # max_requests retired many workers along the way.
+        self.assertGreater(len(load.by_pid), 15, dict(load.by_pid))
+        self.assertLessEqual(max(load.by_pid.values()), 40, dict(load.by_pid))
+
+
+# --------------------------------------------------------------------------
+# 6c. new connections spread over every accepting worker
+
+def sequential_masters_and_workers(srv, seconds, stop_when=None):
+    """One request per connection, one at a time, at a modest rate; returns
+    the (worker pid, master pid) of each response."""
+    seen = []
+    deadline = time.monotonic() + seconds * server.SLOW
+    while time.monotonic() < deadline:
+        seen.append(who(srv.get('/', timeout=20)))
+        if stop_when and stop_when(seen):
+            break
+        time.sleep(0.02)
+    return seen
+
+
+class Spread(Base):
+    @server.timeout(120)
+    def test_sequential_client_reaches_every_worker(self):
+        srv = self.serve('-w', '3')
+        kids = set(srv.wait_workers(3))
+        seen = sequential_masters_and_workers(srv, 20, lambda s: {p for p, _ in s} >= kids)
+        self.assertEqual({p for p, _ in seen} & kids, kids,
+                         'a sequential client reached only %s of %s'
+                         % (collections.Counter(p for p, _ in seen), kids))
+
+    @server.timeout(120)
+    def test_both_masters_serve_after_usr2(self):
+        srv = self.serve('-w', '2', '-p', '{dir}/master.pid')
+        srv.wait_workers(2)
+        # Warm the old generation first: its workers registered first.
+        sequential_masters_and_workers(srv, 1)
+        srv.send_signal(signal.SIGUSR2)
+        pidfile2 = srv.path('master.pid.2')
+        self.assertTrue(server.wait_for(lambda: read_pid(pidfile2), 20), server.tail(srv.log_text()))
+        new_master = read_pid(pidfile2)
+        self.addCleanup(lambda: server.pid_alive(new_master) and os.kill(new_master, signal.SIGTERM))
+        ok = server.wait_for(lambda: len(server.children(new_master)) == 2, 30)
+        self.assertTrue(ok, server.tail(srv.log_text()))
+        time.sleep(1)  # both new workers in their loops
+        seen = sequential_masters_and_workers(
+            srv, 15, lambda s: {m for _, m in s[-40:]} >= {srv.pid, new_master})
+        masters = collections.Counter(m for _, m in seen[-40:])
+        self.assertEqual(set(masters), {srv.pid, new_master},
+                         'after USR2, a sequential client was served by %s' % dict(masters))
+        os.kill(new_master, signal.SIGTERM)
+        self.assertTrue(server.wait_for(lambda: not server.pid_alive(new_master), 30))
 
 
 # --------------------------------------------------------------------------

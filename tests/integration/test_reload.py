@@ -164,10 +164,35 @@ class Reload(unittest.TestCase):
         self.assertIn(b'app.py', resp.body)
         self.assertIn('SyntaxError', server.read_text(srv.error_log))
         # The broken file is watched though no module was imported from it.
+        old = srv.worker_pid()
         server.write_file(srv.path('app.py'), APP)
         ok = server.wait_for(lambda: srv.get('/').status == 200, DEADLINE, 0.05)
         self.assertTrue(ok, srv.describe())
+        # The old worker goes once its replacement has booted.
+        ok = server.wait_for(lambda: old not in server.children(srv.pid), DEADLINE)
+        self.assertTrue(ok, server.tail(srv.log_text()))
         self.assertIn(b'version one', srv.get('/').body)
+
+    def test_import_error_keeps_the_old_workers_until_fixed(self):
+        # A replacement is started first; one that cannot import the app is
+        # abandoned and the old workers serve on, without a failed request.
+        srv = self.serve('--reload', '-w', '2', env={'PYTHONDONTWRITEBYTECODE': '1'})
+        old = set(srv.wait_workers(2))
+        c = self.client(srv)
+        mark = srv.log_mark()
+        server.write_file(srv.path('app.py'), 'import no_such_module_anywhere\n' + APP)
+        ok = server.wait_for(lambda: 'no_such_module_anywhere' in srv.log_since(mark), DEADLINE)
+        self.assertTrue(ok, server.tail(srv.log_since(mark)))
+        time.sleep(1)
+        self.assertEqual(set(server.children(srv.pid)) & old, old, server.tail(srv.log_since(mark)))
+        self.assertIn(b'version one', c.body())
+        self.assertIsNone(srv.proc.poll(), 'the master must keep running')
+        self.edit_and_wait(srv, c, srv.path('app.py'),
+                           "import no_such_module_anywhere\n", "# fixed\n", b'version one')
+        server.write_file(srv.path('app.py'), APP.replace("'version one'", "'the fixed version'"))
+        ok = server.wait_for(lambda: b'the fixed version' in srv.get('/').body, DEADLINE)
+        self.assertTrue(ok, server.tail(srv.log_since(mark)))
+        self.assertTrue(server.wait_for(lambda: not old & set(server.children(srv.pid)), DEADLINE))
 
     def test_with_preload_restarts_the_worker_but_serves_the_preloaded_code(self):
         # As gunicorn, which says so only in its documentation ("The
