@@ -1828,6 +1828,9 @@ std::vector<Setting> build_table() {
                     .to(store<&Config::limit_request_body>)
                     .help("Limit the size of a request body in bytes; a larger one is answered with 413 "
                           "(0 = unlimited)."));
+    t.push_back(flag_row("permit_missing_host", MECHANICS, {"--permit-missing-host"})
+                    .to(store<&Config::permit_missing_host>)
+                    .help("Permit HTTP/1.1 requests without a Host header, which RFC 9112 answers with 400."));
 
     std::vector<Setting> out;
     out.reserve(t.size());

@@ -704,6 +704,7 @@ bool parse_request_line(const char *p, size_t n, const Options &opt, std::string
 
 bool set_body_framing(Request &out, const Options &opt, HeadResult &r) {
     bool chunked = false;
+    bool te = false;
     const Header *cl = nullptr;
     for (const Header &h : out.headers) {
         char c = ascii_upper(h.name.empty() ? '\0' : h.name[0]);
@@ -714,6 +715,7 @@ bool set_body_framing(Request &out, const Options &opt, HeadResult &r) {
             cl = &h;
         } else if (c == 'T' && iequals(h.name, "TRANSFER-ENCODING")) {
             // RFC 9112 6.1: a list of codings, chunked last and only once.
+            te = true;
             std::string_view v = h.value;
             for (;;) {
                 size_t comma = v.find(',');
@@ -745,11 +747,20 @@ bool set_body_framing(Request &out, const Options &opt, HeadResult &r) {
             }
         }
     }
-    if (chunked) {
-        // RFC 9112 6.1: chunked on HTTP/1.0 cannot be trusted; CL + TE is
-        // the classic smuggling vector, so reject rather than let TE win.
-        if (out.version_major < 1 || (out.version_major == 1 && out.version_minor < 1))
+    if (te) {
+        // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means the
+        // framing is faulty. RFC 9112 6.3 item 4: when chunked is not the
+        // final coding the body length cannot be determined, so 400 and
+        // close. gunicorn takes a lone identity (or gzip) as "no body" or
+        // falls back to Content-Length, which was safe only because its
+        // sync worker closes every connection; a front end that honours
+        // Transfer-Encoding reads the bytes after the head differently.
+        if (out.version_major < 1 || (out.version_major == 1 && out.version_minor < 1) || !chunked)
             return fail_head(r, Error::INVALID_HEADER, msg_invalid_header("TRANSFER-ENCODING"));
+    }
+    if (chunked) {
+        // CL + TE is the classic smuggling vector, so reject rather than
+        // let TE win (RFC 9112 6.1 allows either, and closing after).
         if (cl) return fail_head(r, Error::INVALID_HEADER, msg_invalid_header("CONTENT-LENGTH"));
         out.body = BodyKind::CHUNKED;
     } else if (cl) {
@@ -781,15 +792,84 @@ bool set_body_framing(Request &out, const Options &opt, HeadResult &r) {
     return true;
 }
 
-// Message.should_close: forced close, else the first Connection header
-// decides when it is exactly close / keep-alive, else the version does.
-bool keep_alive(const Request &out) {
-    if (out.must_close) return false;
+// RFC 9112 3.2 / RFC 9110 7.2: Host = uri-host [ ":" port ] (RFC 3986
+// 3.2.2), uri-host an IP-literal in brackets or a reg-name (which covers
+// IPv4 addresses): unreserved, pct-encoded and sub-delims only. Empty is
+// valid (a target without an authority).
+bool valid_host(std::string_view v) {
+    std::string_view port;
+    if (!v.empty() && v[0] == '[') {
+        size_t close = v.find(']');
+        if (close == std::string_view::npos || !check_bracketed_host(v.substr(1, close - 1))) return false;
+        port = v.substr(close + 1);
+    } else {
+        size_t colon = v.find(':');
+        if (colon != std::string_view::npos) {
+            port = v.substr(colon);
+            v = v.substr(0, colon);
+        }
+        for (size_t i = 0; i < v.size(); ++i) {
+            char c = v[i];
+            if (c == '%') {
+                if (i + 2 >= v.size() || !has(static_cast<unsigned char>(v[i + 1]), C_HEX) ||
+                    !has(static_cast<unsigned char>(v[i + 2]), C_HEX))
+                    return false;
+                i += 2;
+            } else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                         in_set(c, "-._~!$&'()*+,;="))) {
+                return false;
+            }
+        }
+    }
+    if (port.empty()) return true;
+    if (port[0] != ':') return false;
+    for (char c : port.substr(1))
+        if (c < '0' || c > '9') return false;
+    return true;
+}
+
+// RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without
+// Host and to one whose Host is invalid (a second Host is refused while
+// the fields are parsed). gunicorn accepts both; permit_missing_host lets
+// clients that leave Host out of HTTP/1.1 requests through.
+bool check_host(const Request &out, const Options &opt, HeadResult &r) {
+    const Header *host = out.find("HOST");
+    if (host) {
+        if (!valid_host(host->value)) return fail_head(r, Error::INVALID_HEADER, msg_invalid_header("HOST"));
+        return true;
+    }
+    bool http11 = out.version_major > 1 || (out.version_major == 1 && out.version_minor >= 1);
+    if (http11 && !opt.permit_missing_host)
+        return fail_head(r, Error::INVALID_HEADER, "Missing HTTP Header: 'HOST'");
+    return true;
+}
+
+// Whether any Connection field lists the "close" option.
+bool close_option(const Request &out) {
     for (const Header &h : out.headers) {
         if (!iequals(h.name, "CONNECTION")) continue;
-        std::string_view v = trim_ows(h.value);
-        if (iequals(v, "close")) return false;
-        if (iequals(v, "keep-alive")) return true;
+        std::string_view v = h.value;
+        for (;;) {
+            size_t comma = v.find(',');
+            if (iequals(trim_ows(v.substr(0, comma)), "close")) return true;
+            if (comma == std::string_view::npos) break;
+            v = v.substr(comma + 1);
+        }
+    }
+    return false;
+}
+
+// Message.should_close: forced close, else the first Connection header
+// decides when it is exactly close / keep-alive, else the version does.
+// RFC 9112 9.6: a "close" option anywhere (in a list, or in a later
+// Connection field) means no further request on this connection is
+// processed; gunicorn looks at the first field's whole value only, which
+// its sync worker makes harmless by closing anyway.
+bool keep_alive(const Request &out) {
+    if (out.must_close || close_option(out)) return false;
+    for (const Header &h : out.headers) {
+        if (!iequals(h.name, "CONNECTION")) continue;
+        if (iequals(trim_ows(h.value), "keep-alive")) return true;
         break;
     }
     return out.version_major > 1 || (out.version_major == 1 && out.version_minor >= 1);
@@ -825,14 +905,17 @@ const char *error_name(Error e) {
     return "UnknownError";
 }
 
-// Worker.handle_error: the listed parse errors answer 400 (LimitRequestLine
-// too, although its .code is 414), LimitRequestHeaders 431, the newer
-// UnsupportedTransferCoding 501 and ExpectationFailed 417,
+// Worker.handle_error: the listed parse errors answer 400, LimitRequestHeaders
+// 431, the newer UnsupportedTransferCoding 501 and ExpectationFailed 417,
 // ForbiddenProxyRequest 403; InvalidProxyHeader is not in the list and ends
 // as a generic 500. cunicorn's LimitRequestBody is 413 (RFC 9110 15.5.14).
+// LimitRequestLine is 414 here: RFC 9112 3 says a server MUST answer a
+// request-target longer than it wishes to parse with 414; gunicorn sends
+// 400 although the exception's .code is 414.
 int error_status(Error e) {
     switch (e) {
     case Error::NONE: return 0;
+    case Error::LIMIT_REQUEST_LINE: return 414;
     case Error::LIMIT_REQUEST_HEADERS: return 431;
     case Error::LIMIT_REQUEST_BODY: return 413;
     case Error::UNSUPPORTED_TRANSFER_CODING: return 501;
@@ -848,6 +931,7 @@ const char *error_reason(Error e) {
     case Error::NONE: return "";
     case Error::LIMIT_REQUEST_HEADERS: return "Request Header Fields Too Large";
     case Error::LIMIT_REQUEST_BODY: return "Content Too Large";
+    case Error::LIMIT_REQUEST_LINE: return "URI Too Long";
     case Error::EXPECTATION_FAILED: return "Expectation Failed";
     case Error::FORBIDDEN_PROXY_REQUEST: return "Forbidden";
     case Error::INVALID_PROXY_HEADER: return "Internal Server Error";
@@ -1035,7 +1119,7 @@ HeadResult parse_head(const char *buf, size_t len, const Options &opt, bool peer
     }
     out.expect_continue = pol.expect_continue;
     if (pol.scheme_set) out.scheme = pol.scheme;
-    if (!set_body_framing(out, opt, r)) return r;
+    if (!set_body_framing(out, opt, r) || !check_host(out, opt, r)) return r;
     out.keep_alive = keep_alive(out);
     r.status = Status::DONE;
     r.consumed = head_len;
@@ -1073,6 +1157,70 @@ enum class ChunkState : int {
     FAILED,
 };
 
+// RFC 9112 7.1.1 chunk-ext = *( BWS ";" BWS chunk-ext-name
+// [ BWS "=" BWS chunk-ext-val ] ), name a token, value a token or a
+// quoted-string (RFC 9110 5.6.4), followed through one byte at a time.
+// Control bytes are judged apart (ext_cr_, ext_ctl_).
+enum ExtState : uint8_t {
+    EXT_BEFORE_NAME,   // after ';'
+    EXT_NAME,
+    EXT_AFTER_NAME,    // BWS after the name
+    EXT_BEFORE_VALUE,  // after '='
+    EXT_TOKEN,
+    EXT_QUOTED,        // inside the quotes
+    EXT_QUOTED_PAIR,   // after a backslash inside them
+    EXT_AFTER_VALUE,   // after the value: BWS, then ';' or the end
+    EXT_BAD_NAME,      // the rest is not looked at: the line is refused
+    EXT_BAD_VALUE,
+};
+
+ExtState ext_next(ExtState st, unsigned char c) {
+    bool tchar = has(c, C_TCHAR), ws = c == ' ' || c == '\t';
+    switch (st) {
+    case EXT_BEFORE_NAME:
+        return ws ? st : tchar ? EXT_NAME : EXT_BAD_NAME;
+    case EXT_NAME:
+    case EXT_AFTER_NAME:
+        if (c == '=') return EXT_BEFORE_VALUE;
+        if (c == ';') return EXT_BEFORE_NAME;
+        if (ws) return EXT_AFTER_NAME;
+        return st == EXT_NAME && tchar ? EXT_NAME : EXT_BAD_NAME;
+    case EXT_BEFORE_VALUE:
+        return ws ? st : c == '"' ? EXT_QUOTED : tchar ? EXT_TOKEN : EXT_BAD_VALUE;
+    case EXT_TOKEN:
+        if (tchar) return st;
+        [[fallthrough]];
+    case EXT_AFTER_VALUE:
+        return ws ? EXT_AFTER_VALUE : c == ';' ? EXT_BEFORE_NAME : EXT_BAD_VALUE;
+    case EXT_QUOTED:
+        return c == '"' ? EXT_AFTER_VALUE : c == '\\' ? EXT_QUOTED_PAIR : st;
+    case EXT_QUOTED_PAIR:
+        return EXT_QUOTED;
+    default:
+        return st;
+    }
+}
+
+// Why a complete chunk-ext is not one, or nullptr. Trailing BWS after the
+// last extension is let through: it cannot end a line anywhere.
+const char *ext_error(ExtState st) {
+    switch (st) {
+    case EXT_NAME:
+    case EXT_AFTER_NAME:
+    case EXT_TOKEN:
+    case EXT_AFTER_VALUE:
+        return nullptr;
+    case EXT_BEFORE_NAME:
+    case EXT_BAD_NAME:
+        return "Invalid chunk extension: name is not a token";
+    case EXT_QUOTED:
+    case EXT_QUOTED_PAIR:
+        return "Invalid chunk extension: quoted-string not closed before the end of the line";
+    default:
+        return "Invalid chunk extension: value is not a token or quoted-string";
+    }
+}
+
 }  // namespace
 
 void ChunkedDecoder::reset() {
@@ -1085,6 +1233,7 @@ void ChunkedDecoder::reset() {
     line_len_ = 0;
     ext_ = ext_cr_ = false;
     ext_ctl_ = -1;
+    ext_state_ = EXT_BEFORE_NAME;
     msg_.clear();
 }
 
@@ -1139,6 +1288,14 @@ ChunkedDecoder::Step ChunkedDecoder::step(const char *p, size_t len) {
             failed(Error::INVALID_CHUNK_SIZE, "Invalid chunk size: " + py_bytes_repr(size));
             return false;
         }
+        // RFC 9112 7.1.1, RFC 9110 5.6.4: gunicorn skips the extension
+        // unread; a hop that parses it would not agree on where an unclosed
+        // quoted-string or a stray byte ends it. Checked after the size, so
+        // that a bad size keeps gunicorn's error.
+        if (const char *why = ext_ ? ext_error(ExtState(ext_state_)) : nullptr) {
+            failed(Error::INVALID_CHUNK_EXTENSION, why);
+            return false;
+        }
         uint64_t v = 0;
         for (size_t k = z; k < size.size(); ++k) {
             char c = size[k];
@@ -1158,6 +1315,7 @@ ChunkedDecoder::Step ChunkedDecoder::step(const char *p, size_t len) {
         line_len_ = 0;
         ext_ = ext_cr_ = false;
         ext_ctl_ = -1;
+        ext_state_ = EXT_BEFORE_NAME;
         if (v == 0) {
             st = ChunkState::TRAILERS;
         } else {
@@ -1198,8 +1356,8 @@ ChunkedDecoder::Step ChunkedDecoder::step(const char *p, size_t len) {
             if (grow_line()) line_.push_back('\r');
             break;
         case ChunkState::EXT:
-            // Extensions are ignored (RFC 9112 7.1.1 allows it); quoted
-            // strings need no parsing since a CRLF cannot occur in one.
+            // Extensions are ignored (RFC 9112 7.1.1 allows it) once their
+            // grammar has been checked.
             if (c == '\r') {
                 st = ChunkState::EXT_CR;
                 ++i;
@@ -1211,6 +1369,7 @@ ChunkedDecoder::Step ChunkedDecoder::step(const char *p, size_t len) {
             // of the size line: the chunk data would start elsewhere.
             if (ext_ctl_ < 0 && has(static_cast<unsigned char>(c), C_VALUE_BAD))
                 ext_ctl_ = static_cast<unsigned char>(c);
+            ext_state_ = ext_next(ExtState(ext_state_), static_cast<unsigned char>(c));
             ++i;
             grow_line();
             break;

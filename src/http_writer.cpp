@@ -100,17 +100,30 @@ void decide_framing(Response &r, const Request &req, bool force_close) {
         r.content_length = -1;
     }
     bool http11 = req.version_major > 1 || (req.version_major == 1 && req.version_minor >= 1);
+    if (req.method == "CONNECT" && code >= 200 && code < 300) {
+        // RFC 9110 9.3.6 and 8.6, RFC 9112 6.1: no Content-Length or
+        // Transfer-Encoding in a 2xx to CONNECT; what the app sends is
+        // the tunnel's first bytes, delimited by the close.
+        for (auto it = r.headers.begin(); it != r.headers.end();) {
+            if (iequals(it->first, "content-length")) it = r.headers.erase(it);
+            else ++it;
+        }
+        r.content_length = -1;
+        http11 = false;
+    }
     r.chunked = r.content_length < 0 && http11 && !r.no_body;
     bool length_known = r.content_length >= 0 || r.chunked || r.no_body;
     r.must_close = force_close || req.must_close || !req.keep_alive || !length_known;
 }
 
-void serialize_head(const Response &r, const Request &req, std::string &out) {
-    out.append("HTTP/");
-    out.push_back(static_cast<char>('0' + req.version_major));
-    out.push_back('.');
-    out.push_back(static_cast<char>('0' + req.version_minor));
-    out.push_back(' ');
+void serialize_head(const Response &r, const Request &, std::string &out) {
+    // RFC 9110 2.5: the highest version the server conforms to with a major
+    // version not above the request's, and never one it does not conform
+    // to. gunicorn echoes the request's ("HTTP/1.0", "HTTP/1.2", and with
+    // permit_unconventional_http_version "HTTP/2.0" or "HTTP/0.9" over
+    // HTTP/1.1 framing); cunicorn speaks HTTP/1.1 to all of them, as the
+    // framing decided above already does for an HTTP/1.0 client.
+    out.append("HTTP/1.1 ");
     out.append(r.status);
     out.append("\r\nServer: cunicorn\r\nDate: ");
     out.append(http_date());

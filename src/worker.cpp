@@ -1260,6 +1260,7 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
     w.opts.permit_unconventional_http_method = cfg.permit_unconventional_http_method;
     w.opts.permit_unconventional_http_version = cfg.permit_unconventional_http_version;
     w.opts.casefold_http_method = cfg.casefold_http_method;
+    w.opts.permit_missing_host = cfg.permit_missing_host;
     w.opts.header_map = cfg.header_map == "refuse"      ? http::HeaderMap::REFUSE
                         : cfg.header_map == "dangerous" ? http::HeaderMap::DANGEROUS
                                                         : http::HeaderMap::DROP;

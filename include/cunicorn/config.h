@@ -122,6 +122,7 @@ struct Config {
     bool permit_unconventional_http_method = false;
     bool permit_unconventional_http_version = false;
     bool casefold_http_method = false;
+    bool permit_missing_host = false;     // cunicorn's own (RFC 9112 3.2)
     std::string header_map = "drop";
     std::vector<std::string> forwarder_headers{"SCRIPT_NAME", "PATH_INFO"};
     std::string proxy_protocol = "off";   // off, v1, v2 or auto

@@ -12,7 +12,13 @@
 // InvalidChunkSize instead of a bignum; a bare LF or other control byte but
 // HTAB in a chunk extension is InvalidChunkExtension (RFC 9112 7.1.1; gunicorn
 // refuses only a bare CR); a PROXY v1 line is bounded to 107
-// bytes (the PROXY spec); limits (line, max_buffer_headers, chunk-size line,
+// bytes (the PROXY spec); a Transfer-Encoding whose final coding is not
+// chunked, or any in HTTP/1.0, is InvalidHeader (RFC 9112 6.1, 6.3); an
+// HTTP/1.1 request without Host, or any with an invalid Host, is
+// InvalidHeader (RFC 9112 3.2; permit_missing_host lets the first through);
+// a "close" option anywhere in Connection ends the connection (RFC 9112
+// 9.6); a chunk extension must follow its grammar (RFC 9112 7.1.1);
+// LimitRequestLine is answered 414 (RFC 9112 3); limits (line, max_buffer_headers, chunk-size line,
 // trailer section) are applied to where the terminator is, so whether one
 // is hit does not depend on how the bytes were split into reads.
 #ifndef CUNICORN_HTTP_PARSER_H
@@ -56,8 +62,9 @@ enum class Error : uint8_t {
 
 // gunicorn's class name, e.g. "InvalidHeader".
 const char *error_name(Error e);
-// Status gunicorn answers with (400, 431, 501, 417, 403, 500), and 413
-// (RFC 9110 15.5.14) for LIMIT_REQUEST_BODY; body-phase
+// Status gunicorn answers with (400, 431, 501, 417, 403, 500), 413
+// (RFC 9110 15.5.14) for LIMIT_REQUEST_BODY and 414 (RFC 9112 3, where
+// gunicorn sends 400) for LIMIT_REQUEST_LINE; body-phase
 // errors (chunked framing, truncation) return 400: gunicorn sends nothing
 // for them, but RFC 9112 section 6.3 wants the server to reject the message,
 // and we still can when the response has not started.
@@ -83,6 +90,9 @@ struct Options {
     bool permit_unconventional_http_method = false;
     bool permit_unconventional_http_version = false;
     bool casefold_http_method = false;
+    // cunicorn's own: accept an HTTP/1.1 request without Host, which RFC
+    // 9112 3.2 makes a 400 (gunicorn accepts it).
+    bool permit_missing_host = false;
     HeaderMap header_map = HeaderMap::DROP;
     // cunicorn's own limits, which gunicorn does not have; 0 = none.
     // The request head from the request line to the empty line ending the
@@ -219,6 +229,7 @@ private:
     bool ext_ = false;          // a ';' started a chunk extension
     bool ext_cr_ = false;       // a bare CR was seen inside the extension
     int ext_ctl_ = -1;          // first other control byte in it (bare LF, NUL...)
+    uint8_t ext_state_ = 0;     // where the extension's grammar is (http_parser.cpp)
     mutable std::string msg_;   // set by step() and at_eof() on error
 };
 

@@ -46,7 +46,8 @@ const char *add_app_header(Response &r, std::string name, std::string value);
 // max_requests and keep-alive disabled.
 void decide_framing(Response &r, const Request &req, bool force_close);
 
-// Appends the status line and headers (f.3), with Server and Date.
+// Appends the status line ("HTTP/1.1" whatever the request's version,
+// RFC 9110 2.5) and headers (f.3), with Server and Date.
 void serialize_head(const Response &r, const Request &req, std::string &out);
 
 // The whole error response gunicorn's handle_error writes for a parse

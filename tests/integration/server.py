@@ -83,6 +83,16 @@ def is_gunicorn():
     return flavor() == 'gunicorn'
 
 
+def http10_response_version():
+    """The status line's version in answers to HTTP/1.0 requests: the
+    server's own (RFC 9110 2.5), where Gunicorn echoes the request's."""
+    return 'HTTP/1.0' if is_gunicorn() else 'HTTP/1.1'
+
+
+def http10_ok():
+    return http10_response_version().encode() + b' 200 OK'
+
+
 def is_threaded():
     """True when the extra args select gthread (keep-alive capable gunicorn)."""
     args = extra_args()

@@ -122,7 +122,7 @@ class ProcessSettings(unittest.TestCase):
         s.sendall(b'GET / HTTP/1.0\r\n\r\n')
         data = server.read_until_closed(s)
         s.close()
-        self.assertTrue(data.startswith(b'HTTP/1.0 200 OK'), data)
+        self.assertTrue(data.startswith(server.http10_ok()), data)
         os.kill(pid, signal.SIGTERM)
         self.assertTrue(server.wait_for(lambda: not server.pid_alive(pid), 30))
         self.assertFalse(os.path.exists(pidfile))

@@ -60,10 +60,10 @@ class Sockets(unittest.TestCase):
         path = os.path.join(d, 'app.sock')
         srv = self.serve('-b', 'unix:' + path)
         status, body = ask(socket.AF_INET, ('127.0.0.1', srv.port))
-        self.assertEqual(status, b'HTTP/1.0 200 OK')
+        self.assertEqual(status, server.http10_ok())
         self.assertTrue(body.endswith(b' %d' % srv.port), body)
         status, _ = ask(socket.AF_UNIX, path)
-        self.assertEqual(status, b'HTTP/1.0 200 OK')
+        self.assertEqual(status, server.http10_ok())
 
     @unittest.skipUnless(ipv6_available(), 'no IPv6 loopback here')
     def test_ipv6_bind(self):
@@ -75,7 +75,7 @@ class Sockets(unittest.TestCase):
 
         def answers():
             try:
-                return ask(socket.AF_INET6, ('::1', port))[0] == b'HTTP/1.0 200 OK'
+                return ask(socket.AF_INET6, ('::1', port))[0] == server.http10_ok()
             except OSError:
                 return False
         self.assertTrue(server.wait_for(answers, 30 * server.SLOW), srv.log_text())
@@ -106,7 +106,7 @@ class Sockets(unittest.TestCase):
 
     def _answers(self, port):
         try:
-            return ask(socket.AF_INET, ('127.0.0.1', port))[0] == b'HTTP/1.0 200 OK'
+            return ask(socket.AF_INET, ('127.0.0.1', port))[0] == server.http10_ok()
         except OSError:
             return False
 
@@ -123,7 +123,7 @@ class Sockets(unittest.TestCase):
         pids = set()
         for _ in range(40):
             status, body = ask(socket.AF_INET, ('127.0.0.1', srv.port))
-            self.assertEqual(status, b'HTTP/1.0 200 OK')
+            self.assertEqual(status, server.http10_ok())
             pids.add(int(body.split()[0]))
         self.assertTrue(pids <= set(kids), (pids, kids))
 

@@ -210,7 +210,7 @@ class Tls(unittest.TestCase):
             data = server.read_until_closed(s)
         finally:
             s.close()
-        self.assertTrue(data.startswith(b'HTTP/1.0 200 OK'), data)
+        self.assertTrue(data.startswith(server.http10_ok()), data)
 
     def test_slow_tls_client_does_not_hold_the_worker(self):
         srv = self.serve('-w', '1')

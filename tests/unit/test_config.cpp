@@ -133,7 +133,8 @@ const char *const GUNICORN_SETTINGS[] = {
 };
 
 // cunicorn's own, after gunicorn's.
-const char *const CUNICORN_SETTINGS[] = {"virtualenv", "limit_request_header_size", "limit_request_body"};
+const char *const CUNICORN_SETTINGS[] = {"virtualenv", "limit_request_header_size", "limit_request_body",
+                                         "permit_missing_host"};
 
 // A virtualenv as python3 -m venv leaves it, as far as cunicorn looks:
 // pyvenv.cfg with the given version line.

@@ -163,6 +163,9 @@ std::string compare(const http::Request &q, const http::HeadResult &r, const Exp
 
 void run_head(const HeadCase &c) {
     http::Options opt;
+    // Most inputs below leave Host out to stay short; the RFC 9112 3.2 rule
+    // is tested in http_host with cfg_host_required, which turns it back on.
+    opt.permit_missing_host = true;
     if (c.cfg) c.cfg(opt);
     auto bad = [&](const char *how, const std::string &what) {
         harness::fail(__FILE__, __LINE__, std::string(c.name) + " [" + how + "]: " + what);
@@ -230,7 +233,9 @@ void cfg_tiny_buffer(http::Options &o) {  // max_buffer_headers = 1 * (10 + 2) +
 }
 void cfg_line20(http::Options &o) { o.limit_request_line = 20; }
 void cfg_line0(http::Options &o) { o.limit_request_line = 0; }
-void cfg_line_clamped(http::Options &o) { o = http::Options::from_settings(100000, 100, 8190); }
+void cfg_line_clamped(http::Options &o) {
+    o.limit_request_line = http::Options::from_settings(100000, 100, 8190).limit_request_line;
+}
 void cfg_head40(http::Options &o) { o.limit_request_header_size = 40; }
 void cfg_head40_line0(http::Options &o) {
     o.limit_request_line = 0;
@@ -246,6 +251,7 @@ void cfg_head_over_buffer(http::Options &o) {  // max_buffer_headers 16 is the s
     o.limit_request_header_size = 100;
 }
 void cfg_body10(http::Options &o) { o.limit_request_body = 10; }
+void cfg_host_required(http::Options &o) { o.permit_missing_host = false; }
 
 }  // namespace
 
@@ -373,11 +379,61 @@ TEST(http_header_fields) {
         {"scheme_conflict", head("X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n"),
          err(Error::INVALID_SCHEME_HEADERS, "Contradictory scheme headers")},
         {"scheme_agree", head("x-forwarded-proto: https\r\nX-Forwarded-Ssl: on\r\n"), ok().sch("https")},
-        {"no_host_is_fine", head(""), ok()},
+        {"no_host_with_permit_missing_host", head(""), ok()},
         {"connection_close", head("Connection: CLOSE\r\n"), ok().ka(false)},
         {"connection_list_http10", get10("Connection: keep-alive, Upgrade\r\n"), ok().ka(false)},
         {"connection_keep_alive_http10", get10("Connection: Keep-Alive\r\n"), ok().ka(true)},
-        {"connection_first_only", head("Connection: upgrade\r\nConnection: close\r\n"), ok().ka(true)},
+        // RFC 9112 9.6: "close" anywhere ends the connection; gunicorn reads
+        // only the first field's whole value.
+        {"connection_close_in_a_later_field", head("Connection: upgrade\r\nConnection: close\r\n"), ok().ka(false)},
+        {"connection_close_in_a_list", head("Connection: keep-alive, close\r\n"), ok().ka(false)},
+        {"connection_close_in_a_list_http10", get10("Connection: keep-alive,CLOSE \r\n"), ok().ka(false)},
+        {"connection_keep_alive_first_only", get10("Connection: upgrade\r\nConnection: keep-alive\r\n"),
+         ok().ka(false)},
+        {"connection_closer_is_not_close", head("Connection: closer\r\n"), ok().ka(true)},
+    });
+}
+
+// RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, with two, or
+// with an invalid one (gunicorn refuses only two).
+TEST(http_host) {
+    const std::string MISSING = "Missing HTTP Header: 'HOST'", BAD = "Invalid HTTP Header: 'HOST'";
+    auto host = [](const std::string &v, const std::string &line = GET) { return head("Host: " + v + "\r\n", line); };
+    const Config H = cfg_host_required;
+    run_heads({
+        {"missing_http11", head(""), err(Error::INVALID_HEADER, MISSING), H},
+        {"missing_http12", head("", "GET / HTTP/1.2\r\n"), err(Error::INVALID_HEADER, MISSING), H},
+        {"missing_http10_is_fine", head("", "GET / HTTP/1.0\r\n"), ok(), H},
+        {"missing_absolute_form", head("", "GET http://a/ HTTP/1.1\r\n"), err(Error::INVALID_HEADER, MISSING), H},
+        {"missing_permitted", head(""), ok()},
+        {"underscore_name_is_not_host", head("Ho_st: a\r\n"), err(Error::INVALID_HEADER, MISSING), H},
+        {"twice", head("Host: a\r\nhost: a\r\n"), err(Error::INVALID_HEADER, BAD), H},
+        {"empty", host(""), ok(), H},
+        {"name", host("example.com"), ok(), H},
+        {"name_port", host("Example.COM:8080"), ok(), H},
+        {"empty_port", host("a:"), ok(), H},
+        {"ipv4_port", host("127.0.0.1:80"), ok(), H},
+        {"ipv6", host("[::1]:80"), ok(), H},
+        {"ipvfuture", host("[v7.a]"), ok(), H},
+        {"sub_delims_and_pct", host("a-b_c~d!$&'()*+,;=%41"), ok(), H},
+        {"space", host("a b"), err(Error::INVALID_HEADER, BAD), H},
+        {"slash", host("a/b"), err(Error::INVALID_HEADER, BAD), H},
+        {"userinfo", host("u@a"), err(Error::INVALID_HEADER, BAD), H},
+        {"two_colons", host("a:1:2"), err(Error::INVALID_HEADER, BAD), H},
+        {"port_not_digits", host("a:8o"), err(Error::INVALID_HEADER, BAD), H},
+        {"bad_pct", host("a%4"), err(Error::INVALID_HEADER, BAD), H},
+        {"ipv6_unbracketed", host("::1"), err(Error::INVALID_HEADER, BAD), H},
+        {"ipv6_bad", host("[::g]"), err(Error::INVALID_HEADER, BAD), H},
+        {"ipv6_unclosed", host("[::1"), err(Error::INVALID_HEADER, BAD), H},
+        {"ipv6_junk_after", host("[::1]x"), err(Error::INVALID_HEADER, BAD), H},
+        {"obs_text", host("caf\xe9"), err(Error::INVALID_HEADER, BAD), H},
+        // An invalid value is refused even when a missing one is permitted,
+        // and in HTTP/1.0.
+        {"invalid_with_permit", host("a b"), err(Error::INVALID_HEADER, BAD)},
+        {"invalid_http10", host("a b", "GET / HTTP/1.0\r\n"), err(Error::INVALID_HEADER, BAD), H},
+        // gunicorn's errors come first.
+        {"framing_error_first", head("Transfer-Encoding: identity\r\n"),
+         err(Error::INVALID_HEADER, "Invalid HTTP Header: 'TRANSFER-ENCODING'"), H},
     });
 }
 
@@ -394,8 +450,23 @@ TEST(http_body_framing) {
         {"chunked_not_last", te("chunked, gzip"), err(Error::INVALID_HEADER, TE_HDR)},
         {"chunked_then_identity", te("chunked, identity"), err(Error::INVALID_HEADER, TE_HDR)},
         {"gzip_chunked", te("gzip, chunked"), ok().b(BodyKind::CHUNKED).mc(true).ka(false)},
-        {"gzip_only", te("gzip"), ok().b(BodyKind::NONE).mc(true).ka(false)},
-        {"identity_only", te("identity"), ok().b(BodyKind::NONE).mc(false).ka(true)},
+        // RFC 9112 6.3 item 4: chunked must be the final coding, else 400
+        // (gunicorn reads no body, or Content-Length, and closes).
+        {"gzip_only", te("gzip"), err(Error::INVALID_HEADER, TE_HDR)},
+        {"identity_only", te("identity"), err(Error::INVALID_HEADER, TE_HDR)},
+        {"identity_with_length", head("Transfer-Encoding: identity\r\nContent-Length: 5\r\n", "POST / HTTP/1.1\r\n"),
+         err(Error::INVALID_HEADER, TE_HDR)},
+        {"length_with_gzip", head("Content-Length: 5\r\nTransfer-Encoding: gzip\r\n", "POST / HTTP/1.1\r\n"),
+         err(Error::INVALID_HEADER, TE_HDR)},
+        {"identity_identity", te("identity, identity"), err(Error::INVALID_HEADER, TE_HDR)},
+        {"identity_then_chunked", te("identity, chunked"), ok().b(BodyKind::CHUNKED).ka(true)},
+        {"identity_then_chunked_in_two_fields", head("Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n"),
+         ok().b(BodyKind::CHUNKED)},
+        // RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
+        {"http10_identity", head("Transfer-Encoding: identity\r\n", "POST / HTTP/1.0\r\n"), err(Error::INVALID_HEADER, TE_HDR)},
+        {"http10_gzip_length", head("Transfer-Encoding: gzip\r\nContent-Length: 1\r\n", "POST / HTTP/1.0\r\n"),
+         err(Error::INVALID_HEADER, TE_HDR)},
+        {"http10_chunked", head("Transfer-Encoding: chunked\r\n", "POST / HTTP/1.0\r\n"), err(Error::INVALID_HEADER, TE_HDR)},
         {"chunked", te("chunked"), ok().b(BodyKind::CHUNKED).ka(true)},
         {"chunked_case_and_ows", te("\tCHUNKED \t"), ok().b(BodyKind::CHUNKED)},
         {"ows_around_comma", te("gzip ,\tchunked"), ok().b(BodyKind::CHUNKED)},
@@ -541,10 +612,10 @@ TEST(http_options_from_settings) {
 
 TEST(http_pipelined_requests) {
     const std::string wire =
-        "GET /a HTTP/1.1\r\n\r\n"
-        "POST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
-        "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
-        "GET /d HTTP/1.1\r\nConnection: close\r\n\r\n";
+        "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+        "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
+        "GET /d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     http::Options opt;
     http::Request q;
     http::ChunkedDecoder dec(&opt);
@@ -716,6 +787,9 @@ std::string bad_size(const std::string &repr) { return "Invalid chunk size: " + 
 
 TEST(http_chunked) {
     const std::string TERM = "Invalid chunk terminator is not '\\r\\n': ";
+    const std::string EXT_NAME = "Invalid chunk extension: name is not a token";
+    const std::string EXT_VALUE = "Invalid chunk extension: value is not a token or quoted-string";
+    const std::string EXT_QUOTE = "Invalid chunk extension: quoted-string not closed before the end of the line";
     const std::string NMD = "No more data after: None";
     std::vector<ChunkCase> cases = {
         {"one_chunk", "5\r\nhello\r\n0\r\n\r\n", End::DONE, Error::NONE, "", "hello"},
@@ -748,6 +822,24 @@ TEST(http_chunked) {
         {"del_in_extension", "5;a\x7f\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION},
         {"htab_in_extension", "5;\ta=\"b\tc\"\r\nhello\r\n0\r\n\r\n", End::DONE, Error::NONE, "", "hello"},
         {"obs_text_in_extension", "5;a=\"\xe9\"\r\nhello\r\n0\r\n\r\n", End::DONE, Error::NONE, "", "hello"},
+        // RFC 9112 7.1.1 / RFC 9110 5.6.4 grammar (gunicorn skips the bytes).
+        {"ext_bws_everywhere", "5 ; a = b ;\tc=\"d\" ; e \r\nhello\r\n0\r\n\r\n", End::DONE, Error::NONE, "", "hello"},
+        {"ext_quoted_pair", "5;a=\"\\\"\\\\\"\r\nhello\r\n0\r\n\r\n", End::DONE, Error::NONE, "", "hello"},
+        {"ext_name_not_token", "5;a(b)=c\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_NAME},
+        {"ext_name_quoted", "5;\"a\"\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_NAME},
+        {"ext_name_empty", "5;\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_NAME},
+        {"ext_name_empty_between", "5;a;;b\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_NAME},
+        {"ext_name_with_space", "5;a b\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_NAME},
+        {"ext_name_obs_text", "5;\xe9\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_NAME},
+        {"ext_value_empty", "5;a=\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_VALUE},
+        {"ext_value_not_token", "5;a=b/c\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_VALUE},
+        {"ext_value_two_tokens", "5;a=b c\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_VALUE},
+        {"ext_text_after_quoted", "5;a=\"b\"c\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_VALUE},
+        {"ext_quote_inside_token", "5;a=b\"c\"\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_VALUE},
+        {"ext_quoted_unclosed", "5;a=\"b\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_QUOTE},
+        {"ext_quoted_escaped_close", "5;a=\"b\\\"\r\nhello\r\n0\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_QUOTE},
+        {"ext_on_last_chunk", "5\r\nhello\r\n0;a=\"\r\n\r\n", End::ERROR, Error::INVALID_CHUNK_EXTENSION, EXT_QUOTE, "hello"},
+        {"ext_bad_size_first", "5x;\"\r\n", End::ERROR, Error::INVALID_CHUNK_SIZE, bad_size("b'5x'")},
         {"bare_cr_in_size", "5\r5\r\n", End::ERROR, Error::INVALID_CHUNK_SIZE, bad_size("b'5\\r5'")},
         {"bare_lf_in_size", "5\n\r\n", End::ERROR, Error::INVALID_CHUNK_SIZE, bad_size("b'5\\n'")},
         {"data_not_followed_by_crlf", "5\r\nhelloXY0\r\n\r\n", End::ERROR, Error::CHUNK_MISSING_TERMINATOR,
@@ -980,7 +1072,7 @@ TEST(http_error_table) {
         {Error::INVALID_HEADER, "InvalidHeader", 400, "Bad Request"},
         {Error::INVALID_HEADER_NAME, "InvalidHeaderName", 400, "Bad Request"},
         {Error::OBSOLETE_FOLDING, "ObsoleteFolding", 400, "Bad Request"},
-        {Error::LIMIT_REQUEST_LINE, "LimitRequestLine", 400, "Bad Request"},
+        {Error::LIMIT_REQUEST_LINE, "LimitRequestLine", 414, "URI Too Long"},  // RFC 9112 3; gunicorn 400
         {Error::LIMIT_REQUEST_HEADERS, "LimitRequestHeaders", 431, "Request Header Fields Too Large"},
         {Error::UNSUPPORTED_TRANSFER_CODING, "UnsupportedTransferCoding", 501, "Bad Request"},
         {Error::EXPECTATION_FAILED, "ExpectationFailed", 417, "Expectation Failed"},
