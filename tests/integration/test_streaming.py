@@ -10,11 +10,15 @@ the blocks back delivers nothing before the pause is over.
 """
 
 import os
+import shutil
 import socket
+import ssl
+import tempfile
 import time
 import unittest
 
 import server
+from test_tls import make_cert
 
 PAUSE = 1.5
 # The first block must arrive well inside the pause.
@@ -67,8 +71,10 @@ def pipe_wrapper(environ, start_response):
 
 def many_small(environ, start_response):
     # A list body is available at once: sent as one whole, with the head.
-    start_response('200 OK', [('Content-Type', 'text/plain')])
-    return [b'%%d,' %% i for i in range(1000)]
+    body = [b'%%d,' %% i for i in range(1000)]
+    start_response('200 OK', [('Content-Type', 'text/plain'),
+                              ('Content-Length', str(sum(map(len, body))))])
+    return body
 
 
 ROUTES = {'/gen': generator, '/chunked': chunked, '/write': write_callable,
@@ -80,11 +86,13 @@ def app(environ, start_response):
 ''' % PAUSE
 
 
-def timed_exchange(srv, path):
+def timed_exchange(srv, path, wrap=None):
     """Sends GET path; returns [(seconds since the request, bytes), ...]
-    for every recv() until the server closes or the body is complete."""
+    for every recv() until the server closes. wrap: makes the socket a TLS one."""
     sock = socket.create_connection(srv.address, timeout=30 * server.SLOW)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if wrap:
+        sock = wrap(sock)
     try:
         start = time.monotonic()
         sock.sendall(('GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n' % path).encode())
@@ -119,8 +127,10 @@ class Streaming(unittest.TestCase):
     def tearDownClass(cls):
         cls.srv.stop()
 
+    wrap = None
+
     def assert_first_block_early(self, path, expected_body):
-        arrivals = timed_exchange(self.srv, path)
+        arrivals = timed_exchange(self.srv, path, self.wrap)
         head, first_at, body = body_after(arrivals)
         self.assertTrue(head.startswith(b'HTTP/1.1 200'), head)
         self.assertEqual(body, expected_body)
@@ -146,7 +156,7 @@ class Streaming(unittest.TestCase):
 
     @server.timeout(60)
     def test_chunked_stream_shows_each_chunk_separately(self):
-        arrivals = timed_exchange(self.srv, '/chunked')
+        arrivals = timed_exchange(self.srv, '/chunked', self.wrap)
         head, first_at, body = body_after(arrivals)
         self.assertIn(b'Transfer-Encoding: chunked', head)
         self.assertEqual(body, b'3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n0\r\n\r\n')
@@ -165,9 +175,27 @@ class Streaming(unittest.TestCase):
         self.assertLess(when[b'3\r\ntwo'], when[b'5\r\nthree'] - PAUSE / 3 * 0.5, arrivals)
 
     def test_list_body_is_whole(self):
-        resp = self.srv.get('/list')
-        self.assertEqual(resp.status, 200)
-        self.assertEqual(resp.body, b''.join(b'%d,' % i for i in range(1000)))
+        head, _, body = body_after(timed_exchange(self.srv, '/list', self.wrap))
+        self.assertTrue(head.startswith(b'HTTP/1.1 200'), head)
+        self.assertEqual(body, b''.join(b'%d,' % i for i in range(1000)))
+
+
+@unittest.skipUnless(shutil.which('openssl'), 'the openssl command makes the test certificates')
+class StreamingTls(Streaming):
+    """The same over TLS, whose sink encrypts before it writes."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix='cunicorn-tls-')
+        cert, key = make_cert(cls.dir, 'server')
+        ctx = ssl.create_default_context(cafile=cert)
+        cls.wrap = staticmethod(lambda sock: ctx.wrap_socket(sock, server_hostname='localhost'))
+        cls.srv = server.Server(STREAM_APP, ['--certfile', cert, '--keyfile', key]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        shutil.rmtree(cls.dir, True)
 
 
 if __name__ == '__main__':
