@@ -250,9 +250,6 @@ class AppLoadFailures(Case):
         self.assertIn('no_such_dependency_xyz', out + err)
 
 
-if __name__ == '__main__':
-    unittest.main()
-
 
 ENV_APP = r'''
 import os
@@ -288,6 +285,23 @@ class RawEnv(unittest.TestCase):
         write_file(srv.path('conf.py'), 'raw_env = ["GREETING=two"]\n')
         srv.send_signal(signal.SIGHUP)
         self.assertTrue(server.wait_for(lambda: srv.get('/').text.startswith('two|two|'), 60 * server.SLOW))
+
+
+class RemovedWorkerClass(Case):
+    """-k eventlet: the worker was removed in Gunicorn 26.0 and 26.1 has no
+    such name. util.load_class's RuntimeError, printed by Application.run:
+    blank line, "Error: class uri ... invalid or not found: ", the failed
+    entry-point lookup in brackets; exit 1, nothing started."""
+
+    def test_eventlet_refused(self):
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'app.py'), HELLO)
+        status, out, err = run_binary(['-k', 'eventlet', '-b', '127.0.0.1:%d' % server.free_port(),
+                                       'app:app'], timeout=30, cwd=d)
+        self.assertEqual(status, 1, out + err)
+        self.assertTrue(err.startswith("\nError: class uri 'eventlet' invalid or not found: \n\n["), err)
+        self.assertIn("ImportError: Entry point ('gunicorn.workers', 'eventlet') not found\n]\n", err)
+        self.assertNotIn('Listening at', out + err)
 
 
 if __name__ == '__main__':
