@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <sstream>
 #include <type_traits>
 
 #ifndef CUNICORN_VERSION
@@ -1089,8 +1090,13 @@ static void apply_bind(Config &c, const V &v) {
     }
 }
 
-static const char *const WORKER_NAMES[] = {"sync", "eventlet", "gevent", "gevent_wsgi", "gevent_pywsgi",
-                                           "tornado", "gthread", "asgi"};
+// util.SUPPORTED_WORKERS of Gunicorn 26.1 (eventlet was removed in 26.0).
+static const char *const WORKER_NAMES[] = {"sync", "gevent", "gevent_wsgi", "gevent_pywsgi", "tornado", "gthread", "asgi"};
+
+const char *const NO_WORKER_CLASS = "only the sync worker class is implemented yet; workers run as sync, one request "
+                                    "at a time";
+const char *const NO_THREADS = "the threaded (gthread) worker is not implemented yet; each worker runs one request at "
+                               "a time";
 
 static bool dotted_name(const std::string &s) {
     if (s.empty()) return false;
@@ -1110,7 +1116,7 @@ static bool dotted_name(const std::string &s) {
 static void apply_worker_class(Config &c, const V &v) {
     c.worker_class = "sync";
     if (v.kind == V::PYOBJ) {
-        warn(c, "worker_class = " + v.shown + ": only the sync worker is available yet; using sync");
+        warn(c, "worker_class = " + v.shown + " has no effect: " + NO_WORKER_CLASS);
         return;
     }
     std::string uri = as_string(v);
@@ -1128,17 +1134,22 @@ static void apply_worker_class(Config &c, const V &v) {
         std::string name = uri[0] == '#' ? uri.substr(1) : uri;
         bool known = false;
         for (const char *w : WORKER_NAMES) known = known || name == w;
-        if (!known) throw Invalid{"class uri " + repr_str(uri) + " invalid or not found"};
+        // A name that is not bundled is looked up as an entry point of
+        // the gunicorn distribution, which has none: load_class's
+        // RuntimeError, which Application.run prints as the whole error
+        // (the traceback in brackets shortened to its last line). This
+        // is how Gunicorn 26.1 refuses -k eventlet.
+        if (!known)
+            throw ConfigError("class uri " + repr_str(uri) + " invalid or not found: \n\n[ImportError: Entry point "
+                              "('gunicorn.workers', " + repr_str(name) + ") not found\n]\n");
         sync = name == "sync";
     }
-    if (!sync) warn(c, "worker_class = " + uri + ": only the sync worker is available yet; using sync");
+    if (!sync) warn(c, "worker_class = " + uri + " has no effect: " + NO_WORKER_CLASS);
 }
 
 static void apply_threads(Config &c, const V &v) {
     store<&Config::threads>(c, v);
-    if (c.threads > 1)
-        warn(c, "threads = " + std::to_string(c.threads) +
-                    ": the threaded (gthread) worker is not available yet; each worker runs one request at a time");
+    if (c.threads > 1) warn(c, "threads = " + std::to_string(c.threads) + " has no effect: " + NO_THREADS);
 }
 
 // Config.sendfile: --no-sendfile (or a file value) decides, else
@@ -1278,6 +1289,7 @@ struct Row {
     Row &like_default(bool (*f)(const V &)) { s.same_as_default = f; return *this; }
     Row &no_effect(const char *why) { s.support = Support::ACCEPTED_NO_EFFECT; s.reason = why; return *this; }
     Row &refused(const char *why) { s.support = Support::REFUSED; s.reason = why; return *this; }
+    Row &samples(std::vector<SupportSample> v) { s.samples = std::move(v); return *this; }
 };
 
 Row int_row(const char *name, const char *section, std::vector<std::string> flags, V (*d)()) {
@@ -1371,10 +1383,20 @@ std::vector<Setting> build_table() {
     t.push_back(str_row("worker_class", WORKER, {"-k", "--worker-class"}, "STRING", [] { return V::str("sync"); })
                     .check(v_class)
                     .to(apply_worker_class)
-                    .help("The type of workers to use (only sync is available yet; others run as sync)."));
+                    .samples({{"sync", "sync"},
+                              {"gthread", "gthread"},
+                              {"gevent", "gevent"},
+                              {"gevent_wsgi", "gevent_wsgi"},
+                              {"gevent_pywsgi", "gevent_pywsgi"},
+                              {"tornado", "tornado"},
+                              {"asgi", "asgi"},
+                              {"a class path", "uvicorn.workers.UvicornWorker"},
+                              {"eventlet", "eventlet"}})
+                    .help("The type of workers to use (only sync is implemented yet; others run as sync)."));
     t.push_back(int_row("threads", WORKER, {"--threads"}, d_int<1>)
                     .to(apply_threads)
-                    .help("The number of worker threads for handling requests (gthread; not available yet)."));
+                    .samples({{"1", "1"}, {"2 or more", "2"}})
+                    .help("The number of worker threads for handling requests (gthread; not implemented yet)."));
     t.push_back(int_row("worker_connections", WORKER, {"--worker-connections"}, d_int<1000>)
                     .to(store<&Config::worker_connections>)
                     .help("The maximum number of simultaneous clients."));
@@ -2305,6 +2327,145 @@ static std::string invalid_value(const Setting &s, const V &v, const Invalid &e)
            e.reason + ")";
 }
 
+// One setting's validated value into cfg: refused, warned about or
+// applied as the table says.
+static void resolve(Config &cfg, const Setting &s, const V &v, const std::string &default_shown) {
+    bool is_default = s.same_as_default ? s.same_as_default(v) : shown(v) == default_shown;
+    if (s.support == Support::REFUSED && !is_default)
+        throw ConfigError("Setting " + std::string(s.name) + " = " + py_str(v) + " is not supported: " + s.reason);
+    if (s.support == Support::ACCEPTED_NO_EFFECT && !is_default)
+        warn(cfg, std::string(s.name) + " = " + shown(v) + " has no effect: " + s.reason);
+    if (s.apply) {
+        try {
+            s.apply(cfg, v);
+        } catch (const Invalid &e) {
+            throw ConfigError(invalid_value(s, v, e));
+        }
+    }
+    cfg.rendered[s.name] = shown(v);
+}
+
+Support value_support(const Setting &s, const std::string &value, std::string &why) {
+    Config cfg;
+    why.clear();
+    try {
+        V given = V::str(value), v;
+        try {
+            v = s.validate(given);
+        } catch (const Invalid &e) {
+            throw ConfigError(invalid_value(s, given, e));
+        }
+        resolve(cfg, s, v, shown(s.validate(s.default_value())));
+    } catch (const ConfigError &e) {
+        why = e.what();
+        return Support::REFUSED;
+    }
+    if (cfg.warnings.empty()) return Support::IMPLEMENTED;
+    why = cfg.warnings.front();
+    return Support::ACCEPTED_NO_EFFECT;
+}
+
+namespace {
+
+// The table's status column; "refused:" and "no effect:" are followed by
+// the reason, wrapped under it.
+const char *status_word(Support support) {
+    switch (support) {
+    case Support::IMPLEMENTED: return "implemented";
+    case Support::ACCEPTED_NO_EFFECT: return "no effect:";
+    case Support::REFUSED: return "refused:";
+    }
+    return "?";
+}
+
+// A reason for the table: its first line; a warning's "NAME = VALUE has
+// no effect: " and an error's trailing colon dropped.
+std::string table_reason(std::string why) {
+    why = why.substr(0, why.find('\n'));
+    size_t cut = why.find(" has no effect: ");
+    if (cut != std::string::npos) why = why.substr(cut + 16);
+    while (!why.empty() && (why.back() == ':' || why.back() == ' ')) why.pop_back();
+    return why;
+}
+
+// Appends `words` to the table line in `line`, wrapped at column 79 with
+// continuation lines indented to `indent`.
+void wrap_into(std::string &out, std::string &line, const std::string &words, size_t indent) {
+    std::string word;
+    std::istringstream in(words);
+    while (in >> word) {
+        if (line.size() + 1 + word.size() > 79 && line.size() > indent) {
+            out += line + "\n";
+            line.assign(indent, ' ');
+            line += word;
+        } else {
+            line += (line.empty() || line.back() == ' ' ? "" : " ") + word;
+        }
+    }
+}
+
+}  // namespace
+
+std::string format_support_table() {
+    const auto &table = settings_table();
+    size_t width = 0;
+    for (const auto &s : table) width = std::max(width, std::strlen(s.name));
+    const size_t status_col = 4 + width + 2;
+    std::vector<std::string> sections;
+    for (const auto &s : table)
+        if (std::find(sections.begin(), sections.end(), s.section) == sections.end()) sections.push_back(s.section);
+    std::string out;
+    for (const auto &section : sections) {
+        out += "  " + section + "\n";
+        for (const auto &s : table) {
+            if (section != s.section) continue;
+            // (status, reason) -> labels, in the order first met.
+            std::vector<std::pair<std::pair<Support, std::string>, std::string>> groups;
+            if (s.samples.empty()) {
+                groups.push_back({{s.support, s.reason}, ""});
+            } else {
+                for (const auto &sample : s.samples) {
+                    std::string why;
+                    Support support = value_support(s, sample.value, why);
+                    std::pair<Support, std::string> key{support, table_reason(why)};
+                    auto g = std::find_if(groups.begin(), groups.end(), [&](const auto &e) { return e.first == key; });
+                    if (g == groups.end()) groups.push_back({key, sample.label});
+                    else g->second += std::string(", ") + sample.label;
+                }
+            }
+            std::string line = "    " + std::string(s.name);
+            for (const auto &g : groups) {
+                line.resize(status_col, ' ');
+                std::string text = status_word(g.first.first);
+                // With samples: "implemented: 1", "no effect: 2 or more: why".
+                if (!g.second.empty()) text = (text.back() == ':' ? text : text + ":") + " " + g.second;
+                if (!g.second.empty() && g.first.first != Support::IMPLEMENTED) text += ":";
+                if (g.first.first != Support::IMPLEMENTED) text += " " + g.first.second;
+                wrap_into(out, line, text, status_col + 2);
+                out += line + "\n";
+                line.clear();
+            }
+        }
+    }
+    return out;
+}
+
+std::string format_support_samples() {
+    std::string out;
+    for (const auto &s : settings_table()) {
+        for (const auto &sample : s.samples) {
+            std::string why;
+            Support support = value_support(s, sample.value, why);
+            out += std::string(s.name) + "\t" + sample.value + "\t" +
+                   (support == Support::IMPLEMENTED ? "implemented"
+                    : support == Support::REFUSED   ? "refused"
+                                                    : "no-effect") +
+                   "\n";
+        }
+    }
+    return out;
+}
+
 namespace {
 
 struct Loader {
@@ -2486,23 +2647,11 @@ Config Loader::load(const std::vector<std::string> &argv) {
     for (size_t k = 0; k < table.size(); ++k) {
         const Setting &s = table[k];
         const V &v = cur[k];
-        bool is_default = s.same_as_default ? s.same_as_default(v) : shown(v) == default_shown[k];
-        if (s.support == Support::REFUSED && !is_default)
-            throw ConfigError("Setting " + std::string(s.name) + " = " + py_str(v) + " is not supported: " + s.reason);
-        if (s.support == Support::ACCEPTED_NO_EFFECT && !is_default)
-            warn(cfg, std::string(s.name) + " = " + shown(v) + " has no effect: " + s.reason);
         if (s.type == SettingType::PYTHON) {
             cfg.python_values[s.name] = v.obj != nullptr;
             if (v.obj) objects[s.name] = py::Ref::borrow(v.obj->get());
         }
-        if (s.apply) {
-            try {
-                s.apply(cfg, v);
-            } catch (const Invalid &e) {
-                throw ConfigError(invalid_value(s, v, e));
-            }
-        }
-        cfg.rendered[s.name] = shown(v);
+        resolve(cfg, s, v, default_shown[k]);
     }
     cfg.wsgi_app = app_uri;
     if (!given_config(cli) && !given_config(env)) cfg.config.clear();

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -277,7 +278,7 @@ void apply_raw_env(const std::vector<std::string> &raw_env) {
 // factory call with literal arguments, the ".py" hint) are gunicorn's
 // util.import_app, and Python's own ast module is the right tool for them.
 static const char *IMPORT_APP_SRC = R"PY(
-import ast, importlib, os, re, sys
+import ast, importlib, inspect, os, re, sys
 
 class AppImportError(Exception):
     pass
@@ -325,9 +326,23 @@ def import_app(uri):
             raise
     if app is None:
         raise AppImportError("Failed to find application object: %r" % obj)
+    return _check_app(app, uri)
+
+def _check_app(app, uri):
     if not callable(app):
         raise AppImportError("Application object must be callable.")
-    return app
+    # An ASGI application called as WSGI returns a coroutine that nothing
+    # awaits: refused here, as an app that cannot be served. A class is
+    # left alone (calling it makes an instance); inspect sees through
+    # functools.partial and bound methods.
+    if inspect.iscoroutinefunction(app):
+        how = "an async def callable"
+    elif not inspect.isclass(app) and inspect.iscoroutinefunction(getattr(type(app), "__call__", None)):
+        how = "its __call__ is async def"
+    else:
+        return app
+    raise AppImportError("Application object %r is an ASGI application (%s); cunicorn serves WSGI "
+                         "applications only (Gunicorn's -k asgi worker is not implemented)" % (uri, how))
 
 def paste_global_conf(raw_global_conf):
     # gunicorn's Config.paste_global_conf: KEY=VALUE, "\=" escapes "=".
@@ -349,9 +364,7 @@ def load_paste_app(uri, raw_global_conf):
     app = loadapp(uri, name=None, relative_to=os.getcwd(), global_conf=global_conf)
     if app is None:
         raise AppImportError("Failed to find application object in %r" % uri)
-    if not callable(app):
-        raise AppImportError("Application object must be callable.")
-    return app
+    return _check_app(app, uri)
 
 def make_fail_app(msg):
     msg = msg.encode("utf-8", "replace")
@@ -439,6 +452,81 @@ Ref load_paste_app(const std::string &uri, const std::vector<std::string> &raw_g
     }
     Ref args = conf ? Ref::steal(Py_BuildValue("(sO)", uri.c_str(), conf.get())) : Ref();
     return run_loader("load_paste_app", args.get(), error, boot_error, syntax_error_file);
+}
+
+// The application as the worker calls it: the call passed through, and a
+// result that is awaitable (a coroutine: an ASGI app that load time could
+// not tell apart, a plain function returning one) turned into a TypeError
+// that says so, which wsgi.cpp logs and answers 500, as for any failing
+// app. The coroutine is closed, so Python does not add a "never awaited"
+// warning. Not a Python wrapper: this runs for every request.
+namespace {
+
+struct WsgiCallable {
+    PyObject_HEAD
+    PyObject *app;
+#if PY_VERSION_HEX >= 0x03090000
+    vectorcallfunc vectorcall;
+#endif
+};
+
+PyObject *check_result(PyObject *result) {
+    if (!result) return nullptr;
+    PyAsyncMethods *am = Py_TYPE(result)->tp_as_async;
+    if (!am || !am->am_await) return result;
+    Ref awaitable = Ref::steal(result);
+    Ref closed = Ref::steal(PyObject_CallMethod(awaitable.get(), "close", nullptr));
+    PyErr_Clear();  // an awaitable without close() is refused all the same
+    PyErr_Format(PyExc_TypeError,
+                 "the application returned a %.100s object, not a WSGI response: it is an ASGI application, and cunicorn "
+                 "serves WSGI applications only",
+                 Py_TYPE(result)->tp_name);
+    return nullptr;
+}
+
+PyObject *wsgi_callable_call(PyObject *self, PyObject *args, PyObject *kwargs) {
+    return check_result(PyObject_Call(reinterpret_cast<WsgiCallable *>(self)->app, args, kwargs));
+}
+
+#if PY_VERSION_HEX >= 0x03090000
+PyObject *wsgi_callable_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    return check_result(PyObject_Vectorcall(reinterpret_cast<WsgiCallable *>(self)->app, args, nargsf, kwnames));
+}
+#endif
+
+void wsgi_callable_dealloc(PyObject *self) {
+    Py_CLEAR(reinterpret_cast<WsgiCallable *>(self)->app);
+    Py_TYPE(self)->tp_free(self);
+}
+
+PyTypeObject WsgiCallableType = [] {
+    PyTypeObject t{};
+    Py_SET_REFCNT(reinterpret_cast<PyObject *>(&t), 1);  // a static type's header
+    t.tp_name = "cunicorn.WsgiCallable";
+    t.tp_basicsize = sizeof(WsgiCallable);
+    t.tp_dealloc = wsgi_callable_dealloc;
+    t.tp_call = wsgi_callable_call;
+    t.tp_flags = Py_TPFLAGS_DEFAULT;
+#if PY_VERSION_HEX >= 0x03090000
+    t.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+    t.tp_vectorcall_offset = offsetof(WsgiCallable, vectorcall);
+#endif
+    return t;
+}();
+
+}  // namespace
+
+Ref wsgi_callable(PyObject *app) {
+    static bool ready = PyType_Ready(&WsgiCallableType) == 0;
+    if (!ready) return Ref();
+    auto *w = PyObject_New(WsgiCallable, &WsgiCallableType);
+    if (!w) return Ref();
+    Py_INCREF(app);
+    w->app = app;
+#if PY_VERSION_HEX >= 0x03090000
+    w->vectorcall = wsgi_callable_vectorcall;
+#endif
+    return Ref::steal(reinterpret_cast<PyObject *>(w));
 }
 
 }  // namespace cunicorn::py

@@ -854,9 +854,16 @@ void setup(PyObject *app, const Config &cfg) {
         }
         ready = true;
     }
-    Py_XINCREF(app);
-    Py_XSETREF(g_app, app);
-    hooks::set_app(g_app);  // worker.wsgi, app.wsgi()
+    // The worker calls the app through a check that gives a coroutine
+    // result (an ASGI app) a clear error; the hooks see the app itself,
+    // which the check keeps alive.
+    Ref callable = py::wsgi_callable(app);
+    if (!callable) {
+        log::write_text(log::Level::ERROR, py::fetch_traceback());
+        callable = Ref::borrow(app);
+    }
+    Py_XSETREF(g_app, callable.release());
+    hooks::set_app(app);  // worker.wsgi, app.wsgi()
     g_sendfile = cfg.sendfile;
     g_file_wrapper_type = reinterpret_cast<PyObject *>(&FileWrapperType);
 

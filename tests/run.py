@@ -21,6 +21,12 @@ each class, which probes (a pass resets the count); and when the whole run
 exceeds --budget seconds (600 by default, 780 with --sanitized; 0 = none),
 the tests not yet run are reported as failed.
 
+Long tests, those that declare a deadline of 300 s or more with
+server.timeout() (the 1 GiB uploads, 10,000 requests, valgrind), are a tier
+of their own: they run after every other test, each bounded by its own
+deadline only, outside --budget, so that a slow machine spending longer on
+them cannot fail the rest of the suite, nor them, for want of time.
+
 --binary may be any server with Gunicorn's command line: run the suite
 against Debian's gunicorn with --binary /usr/bin/gunicorn (and
 --extra-args="-k gthread --threads 4" for the keep-alive tests).
@@ -48,6 +54,7 @@ import unittest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INTEGRATION = os.path.join(ROOT, 'tests', 'integration')
 DEFAULT_TIMEOUT = 120
+LONG_TEST = 300            # a declared deadline from which a test is in the long tier
 SLOW_FAILURE = 10          # seconds: a failure this slow suggests a dead server
 BREAKER_COUNT = 3          # consecutive slow failures before the module gives up
 # Longest modules first, so that the pool workers finish together.
@@ -75,6 +82,12 @@ class TestTimeout(BaseException):
     "except Exception" in a test cannot swallow it; unittest records it."""
 
 
+def declared_timeout(test):
+    """The deadline a test declares with server.timeout(), in seconds."""
+    method = getattr(test, getattr(test, '_testMethodName', ''), None)
+    return getattr(method, 'test_timeout', DEFAULT_TIMEOUT)
+
+
 def iter_tests(suite):
     for t in suite:
         if isinstance(t, unittest.TestSuite):
@@ -97,8 +110,7 @@ class ChildResult(unittest.TestResult):
         self.proto.flush()
 
     def _timeout_of(self, test):
-        method = getattr(test, getattr(test, '_testMethodName', ''), None)
-        return int(getattr(method, 'test_timeout', DEFAULT_TIMEOUT) * self.slow)
+        return int(declared_timeout(test) * self.slow)
 
     def startTest(self, test):
         super().startTest(test)
@@ -204,6 +216,7 @@ def child_main(argv):
     ap.add_argument('--slow-failures', type=int, default=0)
     ap.add_argument('-k', action='append', default=[])
     ap.add_argument('--list', action='store_true')
+    ap.add_argument('--tier', choices=('all', 'normal', 'long'), default='all')
     a = ap.parse_args(argv)
     proto = os.fdopen(os.dup(1), 'w')
     os.dup2(2, 1)                     # stray prints must not corrupt the protocol
@@ -220,6 +233,9 @@ def child_main(argv):
                     details=traceback.format_exc())
         return 1
     tests = [t for t in iter_tests(suite) if matches(t.id(), a.k)]
+    long_ids = [t.id() for t in tests if declared_timeout(t) >= LONG_TEST]
+    if a.tier != 'all':
+        tests = [t for t in tests if (t.id() in long_ids) == (a.tier == 'long')]
     if a.after:
         ids = [t.id() for t in tests]
         if a.after in ids:
@@ -228,7 +244,8 @@ def child_main(argv):
         for t in tests:
             result.emit(event='list', id=t.id())
         return 0
-    result.emit(event='plan', ids=[t.id() for t in tests])
+    result.emit(event='plan', ids=[t.id() for t in tests],
+                long=long_ids if a.tier == 'normal' else [])
     import server
     try:
         unittest.TestSuite(tests).run(result)
@@ -382,15 +399,17 @@ def cleanup_registry(path):
     return killed
 
 
-def run_module(module, args, env, totals, deadline):
-    """Run one module in child processes until all its tests have reported."""
+def run_module(module, args, env, totals, deadline, tier='all'):
+    """Run one module's tests of a tier in child processes until all have
+    reported. Returns the ids of the long tests the normal tier left out."""
     after = None
+    long_ids = []
     slow_failures = 0
     planned = None
     done = set()
     while True:
         if CHILDREN.stopping.is_set():
-            return
+            return long_ids
         reg = tempfile.NamedTemporaryFile(prefix='cunicorn-reg-', delete=False)
         reg.close()
         errf = tempfile.TemporaryFile()
@@ -401,6 +420,7 @@ def run_module(module, args, env, totals, deadline):
             argv += ['--after', after]
         if args.list:
             argv.append('--list')
+        argv += ['--tier', tier]
         for k in args.k:
             argv += ['-k', k]
         p = subprocess.Popen(argv, cwd=ROOT, env=cenv, stdin=subprocess.DEVNULL,
@@ -448,6 +468,7 @@ def run_module(module, args, env, totals, deadline):
             if ev['event'] == 'plan':
                 if planned is None:
                     planned = ev['ids']
+                    long_ids = ev.get('long', [])
             elif ev['event'] == 'start':
                 inflight = (ev['id'], now)
                 inflight_timeout = ev.get('timeout', DEFAULT_TIMEOUT)
@@ -487,14 +508,14 @@ def run_module(module, args, env, totals, deadline):
             for tid in planned or []:
                 if tid not in done:
                     totals.record('FAIL', tid, 0, 'not run: %s' % why_killed)
-            return
+            return long_ids
         if inflight is not None:
             continue                    # restart after the test that broke
         if status != 0:
             totals.record('FAIL', module + ' [child exit status %s]' % status, 0, tail)
         elif args.verbose and errtext.strip():
             print('--- %s stderr\n%s' % (module, errtext), flush=True)
-        return
+        return long_ids
 
 
 def main():
@@ -557,22 +578,46 @@ def main():
           flush=True)
     run_unit(args.unit, args.k, totals, args.sanitized, args.verbose)
 
+    # The normal tier of every module first, under the budget; a module's
+    # long tests are queued behind them when its normal tier names some.
     work = queue.Queue()
     if os.path.isfile(binary) and os.access(binary, os.X_OK):
         for m in modules:
-            work.put(m)
+            work.put((m, 'normal'))
     else:
         totals.record('FAIL', 'integration tests', 0,
                       'server binary not found or not executable: %s' % binary)
 
+    state = threading.Lock()
+    running = [work.qsize()]    # normal tiers not finished (each may queue a long one)
+    long_secs = [0.0]
+
+    def busy_normal():
+        with state:
+            return running[0] > 0
+
     def worker():
         while True:
             try:
-                m = work.get_nowait()
+                m, tier = work.get_nowait()
             except queue.Empty:
-                return
+                if not busy_normal():
+                    return
+                time.sleep(0.2)     # a module's normal tier may still queue its long tests
+                continue
             try:
-                run_module(m, args, env, totals, deadline)
+                if tier == 'normal':
+                    try:
+                        if run_module(m, args, env, totals, deadline, 'normal'):
+                            work.put((m, 'long'))
+                    finally:
+                        with state:
+                            running[0] -= 1
+                else:
+                    t_long = time.monotonic()
+                    run_module(m, args, env, totals, None, 'long')
+                    with state:
+                        long_secs[0] += time.monotonic() - t_long
             except Exception:
                 totals.record('FAIL', m + ' [runner error]', 0, traceback.format_exc())
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, args.jobs))]
@@ -590,7 +635,8 @@ def main():
     print()
     if totals.skipped:
         print('# %d skipped' % totals.skipped)
-    print('# %.1f s' % (time.monotonic() - t0))
+    print('# %.1f s%s' % (time.monotonic() - t0,
+                          ' (long tests: %.1f s, outside --budget)' % long_secs[0] if long_secs[0] else ''))
     print('%d passed, %d failed' % (totals.passed, totals.failed), flush=True)
     return 0 if totals.failed == 0 else 1
 

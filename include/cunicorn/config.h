@@ -235,6 +235,14 @@ enum class CliType { STR, INT, AUTO_INT };  // argparse type=: str, int, auto_in
 
 struct SettingValue;  // config.cpp
 
+// A value of a setting whose support depends on the value (worker_class,
+// threads): the support table lists each apart, with what the code does
+// with it (value_support), and the test suite starts the binary with it.
+struct SupportSample {
+    const char *label;   // as the table shows it: "sync", "2 or more"
+    const char *value;   // the value given on the command line
+};
+
 struct Setting {
     const char *name;
     const char *section;
@@ -247,6 +255,7 @@ struct Setting {
     std::vector<std::string> choices;    // SettingType::CHOICE: accepted values
     Support support = Support::IMPLEMENTED;
     const char *reason = "";             // why ACCEPTED_NO_EFFECT / REFUSED
+    std::vector<SupportSample> samples;  // values whose support differs
     const char *help = "";               // one or two sentences
     // Behaviour, used by config.cpp only.
     SettingValue (*default_value)() = nullptr;
@@ -256,6 +265,20 @@ struct Setting {
 };
 
 const std::vector<Setting> &settings_table();
+
+// What load_config does with `value` (command-line text) for setting s:
+// REFUSED when it is an error, ACCEPTED_NO_EFFECT when it warns that the
+// value changes nothing, IMPLEMENTED otherwise. `why` gets the reason of
+// the first two ("" for IMPLEMENTED). Nothing is printed.
+Support value_support(const Setting &s, const std::string &value, std::string &why);
+
+// The support table of the README, one setting a line, grouped by section
+// (tests/unit/unit-tests --settings-support prints it); the samples of a
+// setting are grouped by what value_support() says of them. And the same
+// samples as "name<TAB>value<TAB>status" lines, status one of implemented,
+// no-effect, refused, for the test that starts the binary with each.
+std::string format_support_table();
+std::string format_support_samples();
 
 // Forgets the start-up directory the first load_config captured (chdir's
 // default, where ./gunicorn.conf.py is looked for). For tests.

@@ -64,6 +64,13 @@ Ref import_app(const std::string &uri, std::string &error, bool &boot_error,
 Ref load_paste_app(const std::string &uri, const std::vector<std::string> &raw_global_conf, std::string &error,
                    bool &boot_error, std::string *syntax_error_file = nullptr);
 
+// The callable the worker calls for `app` (a new reference; null with a
+// Python error set on failure): calls app, and makes an awaitable result
+// (an ASGI application that load time did not recognise) a TypeError
+// saying so. Load time refuses an async def app, or one whose __call__
+// is async def (AppImportError).
+Ref wsgi_callable(PyObject *app);
+
 // PyUnicode from latin-1 bytes (WSGI "native strings").
 inline PyObject *latin1(const char *p, size_t n) { return PyUnicode_DecodeLatin1(p, static_cast<Py_ssize_t>(n), nullptr); }
 

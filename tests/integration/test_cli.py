@@ -250,9 +250,6 @@ class AppLoadFailures(Case):
         self.assertIn('no_such_dependency_xyz', out + err)
 
 
-if __name__ == '__main__':
-    unittest.main()
-
 
 ENV_APP = r'''
 import os
@@ -288,6 +285,109 @@ class RawEnv(unittest.TestCase):
         write_file(srv.path('conf.py'), 'raw_env = ["GREETING=two"]\n')
         srv.send_signal(signal.SIGHUP)
         self.assertTrue(server.wait_for(lambda: srv.get('/').text.startswith('two|two|'), 60 * server.SLOW))
+
+
+ASGI_APPS = r'''
+import functools
+
+
+async def coroutine_function(scope, receive, send):
+    pass
+
+
+class AsyncCall:
+    async def __call__(self, scope, receive, send):
+        pass
+
+
+async_call = AsyncCall()
+partial = functools.partial(coroutine_function, {'type': 'http'})
+
+
+def returns_coroutine(scope, receive=None, send=None):
+    # Not async def itself: only calling it shows a coroutine.
+    return coroutine_function(scope, receive, send)
+'''
+
+
+class AsgiApplication(Case):
+    """An ASGI application under a WSGI worker: refused when loaded, with
+    one log line that says so and the master's APP_LOAD_ERROR status (4),
+    not a 500 for every request. cunicorn's own check: Gunicorn's sync
+    worker calls the app and fails each request."""
+
+    def setUp(self):
+        if server.is_gunicorn():
+            self.skipTest("cunicorn's check; Gunicorn answers 500 to each request")
+
+    def refused(self, attr, extra=()):
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'asgiapp.py'), ASGI_APPS)
+        log = os.path.join(d, 'error.log')
+        status, out, err = run_binary(['-b', '127.0.0.1:%d' % server.free_port(), '--chdir', d,
+                                       '--error-logfile', log] + list(extra) + ['asgiapp:' + attr],
+                                      timeout=60, cwd=d)
+        text = server.read_text(log)
+        self.assertEqual(status, 4, out + err + text)
+        lines = [ln for ln in text.splitlines() if 'ASGI' in ln]
+        self.assertEqual(len(lines), 1, text)
+        self.assertRegex(lines[0], r"\[ERROR\] Application object 'asgiapp:%s' is an ASGI application "
+                                   r"\(.*\); cunicorn serves WSGI applications only" % attr)
+        self.assertNotIn('Traceback', text)
+        self.assertIn('Reason: App failed to load.', text)
+        return lines[0]
+
+    def test_async_def_function(self):
+        self.assertIn('(an async def callable)', self.refused('coroutine_function'))
+
+    def test_object_with_async_call(self):
+        self.assertIn('(its __call__ is async def)', self.refused('async_call'))
+
+    def test_partial_of_async_def(self):
+        self.refused('partial')
+
+    def test_preloaded_in_the_master(self):
+        self.refused('coroutine_function', ['--preload'])
+
+    def test_check_config(self):
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'asgiapp.py'), ASGI_APPS)
+        status, out, err = run_binary(['--check-config', 'asgiapp:async_call'], timeout=30, cwd=d)
+        self.assertEqual(status, 1, out + err)
+        self.assertIn("'asgiapp:async_call' is an ASGI application", err)
+
+    def test_coroutine_returned_by_a_plain_function(self):
+        # Known only once called: each request gets a 500 and one line
+        # that names the cause, and the worker goes on serving.
+        srv = self.start(Server(ASGI_APPS, module='asgiapp', appname='asgiapp:returns_coroutine'))
+        for _ in range(2):
+            r = srv.get('/')
+            self.assertEqual(r.status, 500, r)
+        srv.stop()
+        text = srv.log_text()
+        lines = [ln for ln in text.splitlines() if 'ASGI' in ln]
+        self.assertEqual(len(lines), 2, text)
+        self.assertEqual(lines[0], "TypeError: the application returned a coroutine object, not a WSGI response: "
+                                   "it is an ASGI application, and cunicorn serves WSGI applications only")
+        self.assertNotIn('never awaited', text)
+        self.assertNotIn('Traceback', text)
+
+
+class RemovedWorkerClass(Case):
+    """-k eventlet: the worker was removed in Gunicorn 26.0 and 26.1 has no
+    such name. util.load_class's RuntimeError, printed by Application.run:
+    blank line, "Error: class uri ... invalid or not found: ", the failed
+    entry-point lookup in brackets; exit 1, nothing started."""
+
+    def test_eventlet_refused(self):
+        d = self.tmpdir()
+        write_file(os.path.join(d, 'app.py'), HELLO)
+        status, out, err = run_binary(['-k', 'eventlet', '-b', '127.0.0.1:%d' % server.free_port(),
+                                       'app:app'], timeout=30, cwd=d)
+        self.assertEqual(status, 1, out + err)
+        self.assertTrue(err.startswith("\nError: class uri 'eventlet' invalid or not found: \n\n["), err)
+        self.assertIn("ImportError: Entry point ('gunicorn.workers', 'eventlet') not found\n]\n", err)
+        self.assertNotIn('Listening at', out + err)
 
 
 if __name__ == '__main__':

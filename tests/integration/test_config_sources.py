@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import unittest
 
 import server
@@ -404,6 +405,40 @@ class Spew(Case):
         self.assertNotRegex(srv.log_text(), r'(?m)^spewapp:\d+: ')
 
 
+# Two requests to one worker: /first waits (up to ?SECONDS) for /second,
+# which is sent once /first has begun (it touches first-started).
+OVERLAP_APP = r'''
+import threading
+
+second_seen = threading.Event()
+
+
+def app(environ, start_response):
+    if environ['PATH_INFO'] == '/first':
+        open('first-started', 'w').close()
+        body = b'together' if second_seen.wait(float(environ['QUERY_STRING'])) else b'alone'
+    else:
+        second_seen.set()
+        body = b'second'
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+'''
+
+
+def overlap(srv, seconds):
+    """'together' when /second ran while /first waited, else 'alone'."""
+    result = {}
+
+    def first():
+        result['first'] = srv.get('/first?%d' % seconds, timeout=seconds + 60 * server.SLOW).body.decode()
+    t = threading.Thread(target=first, daemon=True)
+    t.start()
+    assert server.wait_for(lambda: os.path.exists(srv.path('first-started')), 60), 'the first request never ran'
+    assert srv.get('/second', timeout=seconds + 60 * server.SLOW).status == 200
+    t.join(seconds + 60 * server.SLOW)
+    return result.get('first')
+
+
 class SettingsSupportTable(Case):
     """The README's settings table is the one in the binary, as
     tests/unit/unit-tests --settings-support prints it, and it names every
@@ -439,6 +474,49 @@ class SettingsSupportTable(Case):
         printed = set(parse_print_config(out))
         tabled = set(re.findall(r'(?m)^    ([a-z_0-9]+) ', table))
         self.assertEqual(tabled, printed)
+
+    def test_every_listed_value_does_what_the_table_says(self):
+        """--settings-samples: each value the table lists one by one, with
+        what the settings code says of it. The server is started with each
+        from a config file: a refused value stops the start; a value with
+        no effect is warned about and changes nothing (requests still run
+        one at a time); an implemented one is not warned about, and runs
+        requests concurrently when it is a concurrent worker class."""
+        self.cunicorn_only("the table describes cunicorn's support")
+        p = subprocess.run([self.unit_binary(), '--settings-samples'], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60 * server.SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        samples = [line.split('\t') for line in p.stdout.decode('utf-8').splitlines()]
+        self.assertIn(['worker_class', 'sync', 'implemented'], samples)
+        for name, value, status in samples:
+            with self.subTest(setting=name, value=value):
+                self.check_sample(name, value, status)
+
+    def check_sample(self, name, value, status):
+        d = self.tmpdir()
+        literal = value if value.isdigit() else repr(value)
+        conf = write_file(os.path.join(d, 'sample.conf.py'), '%s = %s\n' % (name, literal))
+        warning = 'Warning: %s = %s has no effect' % (name, value)
+        if status == 'refused':
+            code, out, err = run_binary(['-c', conf, '-b', '127.0.0.1:%d' % server.free_port(), 'app:app'],
+                                        timeout=30, cwd=d)
+            self.assertEqual(code, 1, out + err)
+            self.assertNotIn('Listening at', out + err)
+            return
+        self.assertIn(status, ('implemented', 'no-effect'))
+        srv = server.Server(OVERLAP_APP, ['-c', conf, '--workers', '1'])
+        srv.start()
+        self.addCleanup(srv.stop)
+        concurrent = status == 'implemented' and (
+            (name == 'worker_class' and value not in ('sync', 'gunicorn.workers.sync.SyncWorker'))
+            or (name == 'threads' and int(value) > 1))
+        # Waiting a second proves nothing about a concurrent server, but
+        # one that runs requests one at a time always waits it out.
+        self.assertEqual(overlap(srv, 60 if concurrent else 1), 'together' if concurrent else 'alone')
+        if status == 'no-effect':
+            self.assertIn(warning, srv.log_text())
+        else:
+            self.assertNotIn('Warning: %s = ' % name, srv.log_text())
 
 
 if __name__ == '__main__':

@@ -5,9 +5,7 @@
   exactly the expected files with their modes, the installed binary serves
   the installed example app on 127.0.0.1, `man -l` renders the installed
   pages; `make uninstall` leaves no file behind.
-* shellcheck finds nothing in the rc.d, init.d and conf.d scripts (it is
-  installed with apt-get when missing; skipped, saying why, only when that
-  fails).
+* shellcheck finds nothing in the rc.d, init.d and conf.d scripts.
 * systemd: systemd-analyze verify accepts both units; the binary under
   Debian's systemd-socket-activate answers through the passed socket and
   reports READY=1, RELOADING=1 and STOPPING=1 on a NOTIFY_SOCKET the test
@@ -16,10 +14,15 @@
   one is FreeBSD's only): start, reload, upgrade, stop with the binary,
   and a refused start with a broken app.
 * OpenRC: the init.d script and conf.d file are run by Debian's openrc
-  package, unpacked (not installed) into an overlay of / in a private mount
+  package, which `make deps` unpacks (without installing it) into
+  $CUNICORN_TEST_DEPS/openrc, put under an overlay of / in a private mount
   namespace and entered with chroot: start, status, reload, upgrade, stop
   and a refused start with a broken app. Nothing on the machine changes;
   the mounts vanish with the namespace.
+
+Nothing is installed or downloaded here: every tool comes from `make deps`
+(tests/install-deps.sh), and a test whose tool is missing is skipped with
+the reason.
 
 The server binary is server.binary() (CUNICORN_TEST_BINARY, else
 ./cunicorn); make install installs ./cunicorn. Run alone with
@@ -31,6 +34,7 @@ import filecmp
 import glob
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -90,21 +94,6 @@ def files_under(top):
     for d, _, names in os.walk(top):
         found += [os.path.relpath(os.path.join(d, n), top) for n in names]
     return sorted(found)
-
-
-def apt_install(package):
-    """Installs a Debian package when possible; returns None or why not."""
-    if os.geteuid() != 0 or not shutil.which('apt-get'):
-        return 'not root, or no apt-get, to install %s' % package
-    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
-    try:
-        p = run(['apt-get', 'install', '-y', '--no-install-recommends', package],
-                timeout=100, env=env)
-    except subprocess.TimeoutExpired:
-        return 'apt-get install %s timed out' % package
-    if p.returncode != 0:
-        return 'apt-get install %s failed: %s' % (package, server.tail(out(p), 3))
-    return None
 
 
 def http_get(port, path='/', timeout=10):
@@ -188,9 +177,7 @@ class MakeInstall(unittest.TestCase):
 
     def check_install(self, tool):
         if not shutil.which(tool):
-            why = apt_install(tool)
-            if why:
-                skip(self, '%s is missing (%s)' % (tool, why))
+            skip(self, '%s is missing (make deps installs it)' % tool)
         self.make(tool, 'install')
 
         self.assertEqual(files_under(self.destdir), sorted(INSTALLED))
@@ -283,9 +270,7 @@ class ShellScripts(unittest.TestCase):
 
     def test_shellcheck(self):
         if not shutil.which('shellcheck'):
-            why = apt_install('shellcheck')
-            if why:
-                skip(self, 'shellcheck is missing (%s)' % why)
+            skip(self, 'shellcheck is missing (make deps installs it)')
         paths = [os.path.join(ROOT, s) for s in SHELL_SCRIPTS]
         p = run(['shellcheck', '--format=gcc'] + paths)
         self.assertEqual(p.returncode, 0, out(p))
@@ -302,6 +287,47 @@ class ShellScripts(unittest.TestCase):
             for path in glob.glob(os.path.join(ROOT, 'etc', d, '*')):
                 found.add(os.path.relpath(path, ROOT))
         self.assertEqual(found, set(SHELL_SCRIPTS))
+
+
+# --------------------------------------------------------------------------
+# what the tests need comes from make deps
+
+def test_sources():
+    paths = glob.glob(os.path.join(ROOT, 'tests', 'integration', '*.py'))
+    return {os.path.relpath(p, ROOT): server.read_text(p) for p in paths + [os.path.join(ROOT, 'tests', 'run.py')]}
+
+
+class TestDependencies(unittest.TestCase):
+
+    def test_tests_install_nothing(self):
+        # A package manager run from a test makes the outcome depend on the
+        # network and on whoever runs it; make deps does it once.
+        pattern = re.compile(r"""['"](apt-get|apt|pip3?|dpkg)['"]\s*,\s*['"](install|download|update|-i)['"]""")
+        found = ['%s: %s' % (path, m.group(0)) for path, text in test_sources().items()
+                 for m in pattern.finditer(text)]
+        self.assertEqual(found, [])
+
+    def test_every_tool_looked_up_is_installed_by_make_deps(self):
+        if not shutil.which('dpkg-query'):
+            skip(self, 'not a Debian system: dpkg-query tells which package has a tool')
+        tools = set()
+        for text in test_sources().values():
+            tools.update(re.findall(r"which\('([\w.+-]+)'\)", text))
+            for group in re.findall(r"for tool in \(([^)]*)\)", text):
+                tools.update(re.findall(r"'([\w.+-]+)'", group))
+        script = server.read_text(os.path.join(ROOT, 'tests', 'install-deps.sh'))
+        listed = set(re.search(r'(?m)^DEBIAN_PKGS="([^"]*)"', script).group(1).split())
+        for tool in sorted(tools):
+            path = shutil.which(tool)
+            self.assertIsNotNone(path, '%s is not installed: run make deps' % tool)
+            # Merged /usr: dpkg may know the file by its /bin or /sbin name.
+            for name in (path, os.path.realpath(path), re.sub(r'^/usr/', '/', path)):
+                p = run(['dpkg-query', '-S', name])
+                if p.returncode == 0:
+                    break
+            packages = {name.split(':')[0] for name in out(p).split(': ')[0].split(', ')} if p.returncode == 0 else set()
+            self.assertTrue(packages & listed, '%s (package %s) is not in install-deps.sh DEBIAN_PKGS'
+                            % (tool, ', '.join(sorted(packages))))
 
 
 # --------------------------------------------------------------------------
@@ -437,7 +463,7 @@ class Systemd(unittest.TestCase):
     def test_units_verify(self):
         tool = shutil.which('systemd-analyze')
         if not tool:
-            skip(self, 'systemd-analyze is missing (Debian package systemd)')
+            skip(self, 'systemd-analyze is missing (make deps installs Debian package systemd)')
         # The units name /usr/local/bin/cunicorn and the man pages: point
         # them at the binary under test and the pages in the repository.
         units = []
@@ -457,7 +483,7 @@ class Systemd(unittest.TestCase):
     def test_socket_activation_and_notify(self):
         tool = shutil.which('systemd-socket-activate')
         if not tool:
-            skip(self, 'systemd-socket-activate is missing (Debian package systemd)')
+            skip(self, 'systemd-socket-activate is missing (make deps installs Debian package systemd)')
         notify_path = os.path.join(self.tmp, 'notify')
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.addCleanup(notify.close)
@@ -523,20 +549,22 @@ class Systemd(unittest.TestCase):
 # --------------------------------------------------------------------------
 # OpenRC
 
-# Runs inside `unshare -m`: an overlay of / with Debian's openrc unpacked on
+# Runs inside `unshare -m` with the test directory and the OpenRC tree make
+# deps unpacked as arguments: an overlay of / with that tree on
 # top (merged-/usr layout), private /run and /etc/{init.d,conf.d,runlevels},
 # and the test's directory bound in. Then one openrc-run call per line read.
 OPENRC_DRIVER = r'''
 set -eu
 W=$1
+X=$2
 T=$W/ns
 mount -t tmpfs tmpfs "$T"
 mkdir -p "$T/l/usr" "$T/l/etc" "$T/u" "$T/w" "$T/root"
 for d in bin sbin lib; do
-	if [ -d "$W/x/$d" ]; then cp -a "$W/x/$d/." "$T/l/usr/$d/"; fi
+	if [ -d "$X/$d" ]; then cp -a "$X/$d/." "$T/l/usr/$d/"; fi
 done
-cp -a "$W/x/usr/." "$T/l/usr/"
-cp -a "$W/x/etc/." "$T/l/etc/"
+cp -a "$X/usr/." "$T/l/usr/"
+cp -a "$X/etc/." "$T/l/etc/"
 rm -rf "$T/l/etc/init.d"
 # openrc-run passes services only the variables rc.conf allows.
 echo 'rc_env_allow="ASAN_OPTIONS UBSAN_OPTIONS"' >> "$T/l/etc/rc.conf"
@@ -573,7 +601,8 @@ while read -r cmd; do
 done
 '''
 
-OPENRC_DEBS = ('openrc', 'librc1', 'libeinfo1', 'insserv')
+# Where tests/install-deps.sh (make deps) unpacks Debian's OpenRC packages.
+OPENRC_TREE = os.path.join(os.environ.get('CUNICORN_TEST_DEPS') or '/var/cache/cunicorn-tests', 'openrc')
 
 
 class OpenRC(unittest.TestCase):
@@ -582,38 +611,6 @@ class OpenRC(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix='cunicorn-openrc-')
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.driver = None
-
-    def unpack_openrc(self, dest):
-        """apt-get download + dpkg-deb -x: nothing gets installed. The .deb
-        files are kept in the temporary directory for the next run."""
-        debs = os.path.join(tempfile.gettempdir(), 'cunicorn-test-openrc-debs')
-        os.makedirs(debs, exist_ok=True)
-
-        def have():
-            return sorted(glob.glob(os.path.join(debs, '*.deb')))
-        if len({os.path.basename(d).split('_')[0] for d in have()}) < len(OPENRC_DEBS):
-            p = None
-            for attempt in range(2):
-                try:
-                    p = run(['apt-get', 'download'] + list(OPENRC_DEBS), cwd=debs, timeout=60)
-                except subprocess.TimeoutExpired:
-                    return 'apt-get download timed out'
-                if p.returncode == 0:
-                    break
-                if attempt == 0:
-                    # The package lists may be missing on a fresh machine.
-                    try:
-                        run(['apt-get', 'update'], timeout=60)
-                    except subprocess.TimeoutExpired:
-                        return 'apt-get update timed out'
-            if p.returncode != 0:
-                return 'apt-get download %s failed: %s' % (' '.join(OPENRC_DEBS),
-                                                           server.tail(out(p), 3))
-        for deb in have():
-            x = run(['dpkg-deb', '-x', deb, dest])
-            if x.returncode != 0:
-                return 'dpkg-deb -x %s: %s' % (deb, out(x))
-        return None
 
     def command(self, cmd, timeout=60):
         """One openrc-run command in the throwaway root: (rc, output)."""
@@ -657,15 +654,14 @@ class OpenRC(unittest.TestCase):
         if os.geteuid() != 0:
             skip(self, 'needs root for a private mount namespace; the script was only '
                        'checked with sh -n and shellcheck')
-        for tool in ('unshare', 'chroot', 'dpkg-deb', 'apt-get', 'start-stop-daemon'):
+        for tool in ('unshare', 'chroot', 'start-stop-daemon'):
             if not shutil.which(tool):
-                skip(self, '%s is missing: openrc-run cannot be set up without installing '
-                           'OpenRC on this machine (sh -n and shellcheck still check the script)'
-                     % tool)
-        x = os.path.join(self.tmp, 'x')
-        why = self.unpack_openrc(x)
-        if why:
-            skip(self, why + '; the script was only checked with sh -n and shellcheck')
+                skip(self, '%s is missing (make deps installs it); the script was only checked '
+                           'with sh -n and shellcheck' % tool)
+        if not any(os.access(os.path.join(OPENRC_TREE, d, 'openrc-run'), os.X_OK)
+                   for d in ('sbin', 'usr/sbin')):
+            skip(self, "OpenRC is not unpacked in %s (make deps does it); the script was only "
+                       "checked with sh -n and shellcheck" % OPENRC_TREE)
         os.mkdir(os.path.join(self.tmp, 'ns'))
         app = os.path.join(self.tmp, 'app')
         os.mkdir(app)
@@ -685,7 +681,7 @@ class OpenRC(unittest.TestCase):
         self.write_conf(**conf)
 
         self.driver = subprocess.Popen(
-            ['unshare', '--mount', '--propagation', 'private', 'sh', driver, self.tmp],
+            ['unshare', '--mount', '--propagation', 'private', 'sh', driver, self.tmp, OPENRC_TREE],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             universal_newlines=True, start_new_session=True)
         server._note_registry('start %d unshare' % self.driver.pid)

@@ -3,11 +3,10 @@
 #include "harness.h"
 
 #include "cunicorn/config.h"
+#include "cunicorn/pyembed.h"
 
-#include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -38,48 +37,20 @@ void fail(const char *file, int line, const std::string &what) {
 }  // namespace harness
 
 // "--settings-support": the README's table of every setting and what
-// cunicorn does with it, made from the settings table itself so that the
-// README cannot drift from it (test_config_sources.py compares the two).
-// Grouped by section as --help is; the reason of a setting accepted
-// without effect or refused is wrapped under it.
-static int print_settings_support() {
-    const auto &table = cunicorn::settings_table();
-    size_t width = 0;
-    for (const auto &s : table) width = std::max(width, std::strlen(s.name));
-    const size_t status_col = 4 + width + 2, line_max = 79;
-    std::vector<std::string> sections;
-    for (const auto &s : table)
-        if (std::find(sections.begin(), sections.end(), s.section) == sections.end()) sections.push_back(s.section);
-    for (const auto &section : sections) {
-        std::printf("  %s\n", section.c_str());
-        for (const auto &s : table) {
-            if (section != s.section) continue;
-            std::string line = "    " + std::string(s.name);
-            line.resize(status_col, ' ');
-            if (s.support == cunicorn::Support::IMPLEMENTED) {
-                std::printf("%s\n", (line + "implemented").c_str());
-                continue;
-            }
-            line += s.support == cunicorn::Support::REFUSED ? "refused:" : "no effect:";
-            std::string word;
-            std::istringstream words(s.reason);
-            while (words >> word) {
-                if (line.size() + 1 + word.size() > line_max && line.size() > status_col + 2) {
-                    std::printf("%s\n", line.c_str());
-                    line.assign(status_col + 2, ' ');
-                    line += word;
-                } else {
-                    line += " " + word;
-                }
-            }
-            std::printf("%s\n", line.c_str());
-        }
-    }
+// cunicorn does with it, made from the settings table and, for the values
+// listed one by one, from what loading each does (value_support), so that
+// the README cannot drift from the code (test_config_sources.py compares
+// the two). "--settings-samples": those values, for the test that starts
+// the server with each.
+static int print_settings_support(bool samples) {
+    cunicorn::py::init("cunicorn");
+    std::fputs((samples ? cunicorn::format_support_samples() : cunicorn::format_support_table()).c_str(), stdout);
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && std::strcmp(argv[1], "--settings-support") == 0) return print_settings_support();
+    if (argc > 1 && std::strcmp(argv[1], "--settings-support") == 0) return print_settings_support(false);
+    if (argc > 1 && std::strcmp(argv[1], "--settings-samples") == 0) return print_settings_support(true);
     const char *only = argc > 1 ? argv[1] : nullptr;
     auto &tests = harness::registry();
     int passed = 0, failed = 0, n = 0;

@@ -441,19 +441,55 @@ TEST(config_worker_class) {
     Fixture f;
     Config c = load({"-k", "gevent", "app:app"});
     CHECK_EQ(c.worker_class, "sync");
-    CHECK(has_warning(c, "worker_class = gevent: only the sync worker is available yet; using sync"));
+    CHECK(has_warning(c, "worker_class = gevent has no effect: only the sync worker class is implemented yet"));
     CHECK_EQ(c.rendered["worker_class"], "gevent");
     CHECK(load({"-k", "sync", "app:app"}).warnings.empty());
     CHECK(load({"-k", "gunicorn.workers.sync.SyncWorker", "app:app"}).warnings.empty());
     CHECK(load({"-k", "egg:gunicorn#sync", "app:app"}).warnings.empty());
-    CHECK(has_warning(load({"-k", "uvicorn.workers.UvicornWorker", "app:app"}), "using sync"));
+    CHECK(has_warning(load({"-k", "uvicorn.workers.UvicornWorker", "app:app"}), "workers run as sync"));
     CHECK_EQ(error_of({"-k", "", "app:app"}), "Invalid value for worker_class:  (class uri '' invalid or not found)");
+    // Not a bundled name: util.load_class's entry-point lookup fails. So
+    // does eventlet, removed in Gunicorn 26.0.
     CHECK_EQ(error_of({"-k", "fast", "app:app"}),
-             "Invalid value for worker_class: fast (class uri 'fast' invalid or not found)");
+             "class uri 'fast' invalid or not found: \n\n[ImportError: Entry point ('gunicorn.workers', 'fast') "
+             "not found\n]\n");
+    CHECK_EQ(error_of({"-k", "eventlet", "app:app"}),
+             "class uri 'eventlet' invalid or not found: \n\n[ImportError: Entry point ('gunicorn.workers', "
+             "'eventlet') not found\n]\n");
+    CHECK(error_of({"-k", "#eventlet", "app:app"}).find("class uri '#eventlet' invalid or not found") == 0);
     CHECK(error_of({"-k", "a..b", "app:app"}).find("invalid or not found") != std::string::npos);
     Config t = load({"--threads", "4", "app:app"});
     CHECK_EQ(t.threads, 4);
-    CHECK(has_warning(t, "threads = 4"));
+    CHECK(has_warning(t, "threads = 4 has no effect: "));
+}
+
+// The support of a value is what loading it does: a warning is "no
+// effect", an error "refused"; the table groups the samples by it.
+TEST(config_value_support) {
+    Fixture f;
+    const cunicorn::Setting *worker_class = nullptr, *threads = nullptr;
+    for (const auto &s : cunicorn::settings_table()) {
+        if (std::strcmp(s.name, "worker_class") == 0) worker_class = &s;
+        if (std::strcmp(s.name, "threads") == 0) threads = &s;
+    }
+    CHECK(worker_class && threads);
+    if (!worker_class || !threads) return;
+    std::string why;
+    CHECK(cunicorn::value_support(*worker_class, "sync", why) == cunicorn::Support::IMPLEMENTED);
+    CHECK_EQ(why, "");
+    CHECK(cunicorn::value_support(*worker_class, "gthread", why) == cunicorn::Support::ACCEPTED_NO_EFFECT);
+    CHECK(why.find("worker_class = gthread has no effect: ") == 0);
+    CHECK(cunicorn::value_support(*worker_class, "eventlet", why) == cunicorn::Support::REFUSED);
+    CHECK(why.find("class uri 'eventlet' invalid or not found") == 0);
+    CHECK(cunicorn::value_support(*threads, "1", why) == cunicorn::Support::IMPLEMENTED);
+    CHECK(cunicorn::value_support(*threads, "8", why) == cunicorn::Support::ACCEPTED_NO_EFFECT);
+    CHECK(cunicorn::value_support(*threads, "-1", why) == cunicorn::Support::REFUSED);
+    std::string table = cunicorn::format_support_table();
+    CHECK(table.find("    worker_class                        implemented: sync\n") != std::string::npos);
+    CHECK(table.find("    threads                             implemented: 1\n") != std::string::npos);
+    CHECK(table.find("no effect: 2 or more: the threaded") != std::string::npos);
+    CHECK(table.find("refused: eventlet: class uri 'eventlet'") != std::string::npos);
+    CHECK(cunicorn::format_support_samples().find("worker_class\tgevent\tno-effect\n") != std::string::npos);
 }
 
 // ---------------------------------------------------------------------------
