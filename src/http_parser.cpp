@@ -954,6 +954,16 @@ Options Options::from_settings(long long limit_request_line, long long limit_req
     return o;
 }
 
+std::string_view target_authority(std::string_view target) {
+    if (target.empty() || target[0] == '/') return {};  // origin-form, the usual case
+    size_t sep = target.find("://");
+    if (sep == std::string_view::npos) return {};       // authority- or asterisk-form
+    std::string_view netloc = target.substr(sep + 3);
+    netloc = netloc.substr(0, netloc.find_first_of("/?#"));
+    size_t at = netloc.rfind('@');
+    return at == std::string_view::npos ? netloc : netloc.substr(at + 1);
+}
+
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (size_t i = 0; i < a.size(); ++i)

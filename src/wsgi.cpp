@@ -700,6 +700,15 @@ PyObject *build_environ(State *st, PyObject *input, EnvironError &err) {
         }
     }
 
+    // RFC 9112 3.2.2: with an absolute-form target, its authority is the
+    // host, whatever Host says (Gunicorn keeps the field).
+    std::string_view authority = http::target_authority(req.target);
+    if (!authority.empty()) {
+        Ref key = Ref::steal(header_key("Host"));
+        if (!key || set_sv(e, key.get(), authority) < 0) return nullptr;
+        host_header = authority;
+    }
+
     std::string_view scheme = req.scheme.empty() ? ctx.url_scheme : req.scheme;
     if (PyDict_SetItem(e, N.wsgi_url_scheme, scheme == "https" ? N.https : N.http) < 0) return nullptr;
 

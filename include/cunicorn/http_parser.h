@@ -258,6 +258,11 @@ ProxyResult parse_proxy(const char *buf, size_t len, ProxyProtocol mode, bool pe
 // ASCII case-insensitive comparison, used wherever header names are matched.
 bool iequals(std::string_view a, std::string_view b);
 
+// RFC 9112 3.2.2: the authority of an absolute-form request-target
+// ("http://user@example.com:8080/p" gives "example.com:8080"), which the
+// server uses instead of the Host field; "" for every other form.
+std::string_view target_authority(std::string_view target);
+
 }  // namespace cunicorn::http
 
 #endif

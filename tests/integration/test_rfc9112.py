@@ -253,6 +253,16 @@ class AlreadyStrict(Case):
                           'Connection: close\r\n\r\n').json()
         self.assertEqual((env['PATH_INFO'], env['QUERY_STRING']), ('/p', 'q'))
 
+    @cunicorn_only
+    def test_absolute_form_authority_replaces_host(self):
+        # RFC 9112 3.2.2: the server MUST ignore Host and use the target's
+        # authority (userinfo is not part of the host).
+        env = self.served('GET http://user@example.org:8080/p HTTP/1.1\r\nHost: other.example\r\n'
+                          'Connection: close\r\n\r\n').json()
+        self.assertEqual(env['HTTP_HOST'], 'example.org:8080')
+        env = self.served('GET /p HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n').json()
+        self.assertEqual(env['HTTP_HOST'], 'other.example')
+
     def test_expect_100_continue_ignored_in_http10(self):
         # RFC 9110 10.1.1: a 100-continue expectation in HTTP/1.0 is ignored.
         conn = get_server().connect()

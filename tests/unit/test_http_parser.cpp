@@ -437,6 +437,16 @@ TEST(http_host) {
     });
 }
 
+TEST(http_target_authority) {
+    CHECK(http::target_authority("/p?q") == "");
+    CHECK(http::target_authority("*") == "");
+    CHECK(http::target_authority("example.com:443") == "");  // authority-form (CONNECT)
+    CHECK(http::target_authority("http://example.com") == "example.com");
+    CHECK(http::target_authority("http://example.com:8080/p?q") == "example.com:8080");
+    CHECK(http::target_authority("https://u:pw@[::1]:8443?q") == "[::1]:8443");
+    CHECK(http::target_authority("http://h#f") == "h");
+}
+
 TEST(http_body_framing) {
     auto te = [](const std::string &v) { return head("Transfer-Encoding: " + v + "\r\n", "POST / HTTP/1.1\r\n"); };
     auto cl = [](const std::string &v) { return head("Content-Length: " + v + "\r\n", "POST / HTTP/1.1\r\n"); };
