@@ -59,12 +59,20 @@ UNIT_OBJS = tests/unit/main.o tests/unit/test_http_parser.o \
 	tests/unit/test_conformance.o tests/unit/test_http_writer.o \
 	tests/unit/test_log.o tests/unit/test_config.o
 FUZZ_TARGETS = fuzz_http_parser fuzz_chunked fuzz_proxy
+# The server's own Python code (src/py/X.py), built into the binary: each
+# becomes src/py/X.inc, a C++ raw string literal the module that runs it
+# includes. The text starts right after the opening delimiter, so line
+# numbers in tracebacks are the file's.
+PY_SRCS = src/py/config.py src/py/hooks.py src/py/import_app.py src/py/tls.py src/py/spew.py
+PY_INCS = src/py/config.inc src/py/hooks.inc src/py/import_app.inc src/py/tls.inc src/py/spew.inc
 
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.SUFFIXES: .cpp .o
+.SUFFIXES: .cpp .o .py .inc
 .cpp.o:
 	$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
+.py.inc:
+	{ printf 'R"PY('; cat $<; printf ')PY"\n'; } > $@.tmp && mv $@.tmp $@
 
 all: cunicorn
 
@@ -75,30 +83,39 @@ tests/unit/unit-tests: $(CORE_OBJS) $(UNIT_OBJS)
 	$(CXX) $(ALL_LDFLAGS) -o $@ $(UNIT_OBJS) $(CORE_OBJS) $(LIBS)
 
 $(CORE_OBJS) src/main.o $(UNIT_OBJS): include/cunicorn/*.h
+src/config.o: src/py/config.inc
+src/hooks.o: src/py/hooks.inc
+src/pyembed.o: src/py/import_app.inc
+src/tls.o: src/py/tls.inc
+src/wsgi.o: src/py/spew.inc
 
 # The sanitizer builds compile every source in one command: no object files,
 # so they never mix with the normal build.
-cunicorn-asan: $(CORE_SRCS) src/main.cpp include/cunicorn/*.h
+cunicorn-asan: $(CORE_SRCS) src/main.cpp include/cunicorn/*.h $(PY_INCS)
 	$(CXX) $(PROJECT_CXXFLAGS) $(SANITIZE) -o $@ src/main.cpp $(CORE_SRCS) $(LIBS)
 
 # The kqueue backend on Linux: kqueue() and kevent() emulated on epoll by a
 # test-only shim (README, "BSD build"). One command, as the sanitizer builds;
 # -isystem as for the real header (struct kevent and kevent() share a name).
 KQUEUE_SHIM = -DCUNICORN_KQUEUE_SHIM -isystem tests/kqueue-shim
-cunicorn-kqueue: $(CORE_SRCS) src/main.cpp include/cunicorn/*.h \
+cunicorn-kqueue: $(CORE_SRCS) src/main.cpp include/cunicorn/*.h $(PY_INCS) \
 		tests/kqueue-shim/kqueue_shim.cpp tests/kqueue-shim/sys/event.h
 	$(CXX) $(PROJECT_CXXFLAGS) $(KQUEUE_SHIM) -o $@ src/main.cpp $(CORE_SRCS) \
 		tests/kqueue-shim/kqueue_shim.cpp $(LIBS)
 
-tests/unit/unit-tests-asan: $(CORE_SRCS) $(UNIT_SRCS) include/cunicorn/*.h
+tests/unit/unit-tests-asan: $(CORE_SRCS) $(UNIT_SRCS) include/cunicorn/*.h $(PY_INCS)
 	$(CXX) $(PROJECT_CXXFLAGS) $(SANITIZE) -o $@ $(UNIT_SRCS) $(CORE_SRCS) $(LIBS)
 
-test: cunicorn tests/unit/unit-tests
+test: cunicorn tests/unit/unit-tests lint-py
 	$(PYTHON_TEST) tests/run.py --binary ./cunicorn --unit tests/unit/unit-tests
 
 check: cunicorn-asan tests/unit/unit-tests-asan
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	$(PYTHON_TEST) tests/run.py --binary ./cunicorn-asan --unit tests/unit/unit-tests-asan --sanitized
+
+# pyflakes over the server's Python files (python3-pyflakes, make deps).
+lint-py:
+	$(PYTHON_TEST) -m pyflakes $(PY_SRCS)
 
 # Integration tests need Debian's interpreter (Flask, Django come from apt).
 PYTHON_TEST ?= $(PY_EXECUTABLE)
@@ -144,7 +161,7 @@ uninstall:
 
 clean:
 	rm -f cunicorn cunicorn-asan cunicorn-kqueue src/*.o tests/unit/*.o \
-		tests/unit/unit-tests tests/unit/unit-tests-asan
+		tests/unit/unit-tests tests/unit/unit-tests-asan $(PY_INCS)
 	rm -rf tests/fuzz/build
 
-.PHONY: all test check fuzz deps run install uninstall clean
+.PHONY: all test lint-py check fuzz deps run install uninstall clean

@@ -197,6 +197,28 @@ std::string exception_message() {
     return out;
 }
 
+// linecache's entry for a file that only exists in memory: (size, mtime,
+// lines, fullname), where a None mtime keeps checkcache() from dropping it.
+static bool register_with_linecache(const Source &src) {
+    Ref linecache = Ref::steal(PyImport_ImportModule("linecache"));
+    Ref cache = linecache ? Ref::steal(PyObject_GetAttrString(linecache.get(), "cache")) : Ref();
+    Ref text = cache ? Ref::steal(PyUnicode_FromString(src.text)) : Ref();
+    Ref lines = text ? Ref::steal(PyObject_CallMethod(text.get(), "splitlines", "O", Py_True)) : Ref();
+    Ref entry = lines ? Ref::steal(Py_BuildValue("(nOOs)", PyUnicode_GET_LENGTH(text.get()), Py_None,
+                                                 lines.get(), src.path))
+                      : Ref();
+    return entry && PyDict_SetItemString(cache.get(), src.path, entry.get()) == 0;
+}
+
+bool exec_source(const Source &src, PyObject *globals) {
+    if (!PyDict_GetItemString(globals, "__builtins__") &&
+        PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+        return false;
+    Ref code = Ref::steal(Py_CompileString(src.text, src.path, Py_file_input));
+    if (!code || !register_with_linecache(src)) return false;
+    return Ref::steal(PyEval_EvalCode(code.get(), globals, globals)) ? true : false;
+}
+
 std::string fetch_traceback() {
     if (!PyErr_Occurred()) return {};
     PyObject *type, *value, *tb;
@@ -277,115 +299,18 @@ void apply_raw_env(const std::vector<std::string> &raw_env) {
 // The application loader runs as Python code: the rules (ast parsing of a
 // factory call with literal arguments, the ".py" hint) are gunicorn's
 // util.import_app, and Python's own ast module is the right tool for them.
-static const char *IMPORT_APP_SRC = R"PY(
-import ast, importlib, inspect, os, re, sys
+static const Source IMPORT_APP_PY = {"src/py/import_app.py",
+#include "py/import_app.inc"
+};
 
-class AppImportError(Exception):
-    pass
-
-def _parse(obj):
-    try:
-        expr = ast.parse(obj.strip(), mode="eval").body
-    except SyntaxError:
-        raise AppImportError("Failed to parse %r as an attribute name or function call." % obj)
-    if isinstance(expr, ast.Name):
-        return expr.id, None, None
-    if isinstance(expr, ast.Call):
-        if not isinstance(expr.func, ast.Name):
-            raise AppImportError("Function reference must be a simple name: %r" % obj)
-        try:
-            args = [ast.literal_eval(a) for a in expr.args]
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in expr.keywords}
-        except ValueError:
-            raise AppImportError("Failed to parse arguments as literal values: %r" % obj)
-        return expr.func.id, args, kwargs
-    raise AppImportError("Failed to parse %r as an attribute name or function call." % obj)
-
-def import_app(uri):
-    module, _, obj = uri.partition(":")
-    if not obj:
-        obj = "application"
-    name, args, kwargs = _parse(obj)
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        if module.endswith(".py") and os.path.exists(module):
-            msg = "Failed to find application, did you mean '%s:%s'?"
-            raise ImportError(msg % (module.rsplit(".", 1)[0], obj))
-        raise
-    try:
-        app = getattr(mod, name)
-    except AttributeError:
-        raise AppImportError("Failed to find attribute %r in %r." % (name, module))
-    if args is not None:
-        try:
-            app = app(*args, **kwargs)
-        except TypeError as e:
-            if e.__traceback__.tb_next is None:
-                raise AppImportError("The function %r in %r cannot be called with these arguments: %s" % (name, module, e))
-            raise
-    if app is None:
-        raise AppImportError("Failed to find application object: %r" % obj)
-    return _check_app(app, uri)
-
-def _check_app(app, uri):
-    if not callable(app):
-        raise AppImportError("Application object must be callable.")
-    # An ASGI application called as WSGI returns a coroutine that nothing
-    # awaits: refused here, as an app that cannot be served. A class is
-    # left alone (calling it makes an instance); inspect sees through
-    # functools.partial and bound methods.
-    if inspect.iscoroutinefunction(app):
-        how = "an async def callable"
-    elif not inspect.isclass(app) and inspect.iscoroutinefunction(getattr(type(app), "__call__", None)):
-        how = "its __call__ is async def"
-    else:
-        return app
-    raise AppImportError("Application object %r is an ASGI application (%s); cunicorn serves WSGI "
-                         "applications only (Gunicorn's -k asgi worker is not implemented)" % (uri, how))
-
-def paste_global_conf(raw_global_conf):
-    # gunicorn's Config.paste_global_conf: KEY=VALUE, "\=" escapes "=".
-    global_conf = {}
-    for e in raw_global_conf:
-        try:
-            k, v = re.split(r'(?<!\\)=', e, maxsplit=1)
-        except ValueError:
-            raise RuntimeError("raw_paste_global_conf: %r is not KEY=VALUE (--paste-global)" % e)
-        global_conf[k.replace('\\=', '=')] = v.replace('\\=', '=')
-    return global_conf
-
-def load_paste_app(uri, raw_global_conf):
-    # pasterapp.get_wsgi_app, the ini file path naming a "config:" URI.
-    global_conf = paste_global_conf(raw_global_conf)
-    from paste.deploy import loadapp
-    if ':' not in uri:
-        uri = "config:%s" % uri
-    app = loadapp(uri, name=None, relative_to=os.getcwd(), global_conf=global_conf)
-    if app is None:
-        raise AppImportError("Failed to find application object in %r" % uri)
-    return _check_app(app, uri)
-
-def make_fail_app(msg):
-    msg = msg.encode("utf-8", "replace")
-    def app(environ, start_response):
-        start_response("500 Internal Server Error", [
-            ("Content-Type", "text/plain"),
-            ("Content-Length", str(len(msg)))])
-        return [msg]
-    return app
-)PY";
-
-// The loader's globals (IMPORT_APP_SRC, run once), kept for the process;
+// The loader's globals (IMPORT_APP_PY, run once), kept for the process;
 // null with `error` set when they cannot be made.
 static PyObject *loader_namespace(std::string &error) {
     static PyObject *ns = nullptr;
     if (ns) return ns;
     Ref made = Ref::steal(PyDict_New());
     if (!made) { error = fetch_traceback(); return nullptr; }
-    PyDict_SetItemString(made.get(), "__builtins__", PyEval_GetBuiltins());
-    Ref r = Ref::steal(PyRun_String(IMPORT_APP_SRC, Py_file_input, made.get(), made.get()));
-    if (!r) { error = fetch_traceback(); return nullptr; }
+    if (!exec_source(IMPORT_APP_PY, made.get())) { error = fetch_traceback(); return nullptr; }
     ns = made.release();
     return ns;
 }

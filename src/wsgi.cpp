@@ -1101,41 +1101,15 @@ int load_app(const Config &cfg) {
 
 bool app_loaded() { return g_app != nullptr; }
 
-// gunicorn/debug.py's Spew as debug.spew() installs it (every module,
-// no values): "module:lineno: source line" on stdout for each line run.
-// Code without __file__ (cunicorn's own embedded helpers) prints as
-// "[unknown]". Unlike gunicorn's, it never raises into the traced code: a
-// frame without source or a stdout that fails only costs the line.
-static const char *SPEW_SRC = R"PY(
-import linecache
-
-
-def spew(frame, event, arg):
-    if event != 'line':
-        return spew
-    lineno = frame.f_lineno
-    filename = frame.f_globals.get('__file__')
-    if isinstance(filename, str):
-        if filename.endswith(('.pyc', '.pyo')):
-            filename = filename[:-1]
-        name = frame.f_globals.get('__name__', '[unknown]')
-        line = linecache.getline(filename, lineno)
-    else:
-        name = '[unknown]'
-        line = (linecache.getline(frame.f_code.co_filename, lineno) or
-                'Unknown code named [%s].  VM instruction #%d' % (frame.f_code.co_name, frame.f_lasti))
-    try:
-        print('%s:%s: %s' % (name, lineno, line.rstrip()))
-    except (OSError, ValueError):
-        pass
-    return spew
-)PY";
+// --spew's trace function, gunicorn's debug.spew().
+static const py::Source SPEW_PY = {"src/py/spew.py",
+#include "py/spew.inc"
+};
 
 void spew() {
     PyGILState_STATE gil = PyGILState_Ensure();
     Ref ns = Ref::steal(PyDict_New());
-    if (ns) PyDict_SetItemString(ns.get(), "__builtins__", PyEval_GetBuiltins());
-    Ref done = ns ? Ref::steal(PyRun_String(SPEW_SRC, Py_file_input, ns.get(), ns.get())) : Ref();
+    bool done = ns && py::exec_source(SPEW_PY, ns.get());
     PyObject *tracer = done ? PyDict_GetItemString(ns.get(), "spew") : nullptr;  // borrowed; settrace keeps it
     Ref sys = tracer ? Ref::steal(PyImport_ImportModule("sys")) : Ref();
     Ref r = sys ? Ref::steal(PyObject_CallMethod(sys.get(), "settrace", "O", tracer)) : Ref();

@@ -35,6 +35,20 @@ private:
     PyObject *p_ = nullptr;
 };
 
+// One of the server's own Python files (src/py/), built into the binary by
+// the Makefile: its path in the source tree, which tracebacks show, and its
+// text.
+struct Source {
+    const char *path;
+    const char *text;
+};
+
+// Runs `src` as a module body in the dict `globals`, which gets
+// __builtins__ when it has none. The text is registered with linecache
+// under src.path, so tracebacks show its lines though no such file is
+// installed. False, with the Python error set, when the code fails.
+bool exec_source(const Source &src, PyObject *globals);
+
 // Formats and clears the pending Python exception as a traceback text
 // (what traceback.format_exc() gives). Empty if none is pending.
 std::string fetch_traceback();

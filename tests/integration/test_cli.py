@@ -248,6 +248,15 @@ class AppLoadFailures(Case):
                                        '--chdir', d, 'broken:app'], timeout=60, cwd=d)
         self.assertEqual(status, 3, out + err)
         self.assertIn('no_such_dependency_xyz', out + err)
+        if not server.is_gunicorn():
+            # The loader's frame names its file in the source tree and shows
+            # its line, though the file is built into the binary.
+            path = os.path.join(server.ROOT, 'src', 'py', 'import_app.py')
+            with open(path) as f:
+                lineno = next(n for n, line in enumerate(f, 1)
+                              if 'importlib.import_module(module)' in line)
+            self.assertIn('File "src/py/import_app.py", line %d, in import_app\n'
+                          '    mod = importlib.import_module(module)\n' % lineno, out + err)
 
 
 

@@ -663,6 +663,23 @@ class HookObjects(Base):
         resp = self.wait_marks(srv, 'resp', 1)[0]
         self.assertEqual(resp[1:], ['200', 'True', 'False', str(len(r.body)), str(len(r.body)), 'GET'])
 
+    def test_req_should_close_is_the_servers_decision(self):
+        # A "close" option anywhere in Connection closes the connection
+        # (RFC 9112 9.6), and req.should_close() says the same; keep-alive
+        # and HTTP/1.0 as gunicorn's Message.should_close().
+        srv = self.serve('-w', '1', conf=OBJECTS_CONF)
+        cases = [([('Connection', 'te, close')], 'HTTP/1.1', 'True'),
+                 ([('Connection', 'keep-alive')], 'HTTP/1.1', 'False'),
+                 ([], 'HTTP/1.1', 'False'),
+                 ([], 'HTTP/1.0', 'True'),
+                 ([('Connection', 'keep-alive'), ('Connection', 'close')], 'HTTP/1.1', 'True')]
+        for n, (headers, version, _) in enumerate(cases, 1):
+            r = srv.request('GET', '/', headers=headers, version=version, close=False)
+            self.assertEqual(r.status, 200)
+            self.wait_marks(srv, 'req', n)
+        got = [m[-1] for m in self.marks(srv, 'req')]
+        self.assertEqual(got, [want for _, _, want in cases])
+
     def test_worker_alive_false_from_a_hook_recycles_the_worker(self):
         srv = self.serve('-w', '1', conf=OBJECTS_CONF)
         w = srv.worker_pid()
