@@ -661,6 +661,7 @@ void Arbiter::reload() {
     Config next;
     try {
         next = load_config(original_argv());
+        tls::load_context(next);
     } catch (const ConfigFileError &e) {
         log::write_text(log::Level::ERROR, "Reload failed, keeping the running configuration: " +
                                                std::string(e.what()) + "\n" + e.traceback);
@@ -672,12 +673,6 @@ void Arbiter::reload() {
         return;
     }
     if (next.spew) wsgi::spew();  // as gunicorn's BaseApplication.reload
-    std::string tls_error;
-    if (!tls::load_context(next, tls_error)) {
-        log::write_text(log::Level::ERROR, "Reload failed, keeping the running configuration: " + tls_error);
-        sd_notify("READY=1");
-        return;
-    }
     try {
         log::configure(next.errorlog, log::parse_level(next.loglevel), next.accesslog, next.access_log_format);
     } catch (const std::exception &e) {

@@ -157,15 +157,12 @@ PyObject *fn_wsgi(PyObject *, PyObject *) {
     if (!cfg) Py_RETURN_NONE;
     // Not loaded in this process (the master without --preload): import
     // it, as gunicorn's app.wsgi() does.
-    std::string error;
-    bool boot_error = false;
-    Ref app = cfg->paste.empty() ? py::import_app(cfg->wsgi_app, error, boot_error)
-                                 : py::load_paste_app(cfg->wsgi_app, cfg->raw_paste_global_conf, error, boot_error);
-    if (!app) {
-        PyErr_SetString(PyExc_ImportError, error.c_str());
+    py::AppLoad loaded = py::load_app(*cfg, false);
+    if (!loaded.app) {
+        PyErr_SetString(PyExc_ImportError, loaded.error.c_str());
         return nullptr;
     }
-    O.wsgi_own = app.release();
+    O.wsgi_own = loaded.app.release();
     return new_ref(O.wsgi_own);
 }
 

@@ -152,9 +152,10 @@ int main(int argc, char **argv) {
     if (cfg.print_config) std::fputs(format_config(cfg).c_str(), stdout);
     // Before any worker exists, and for --check-config too: a certificate
     // that does not load is a configuration error.
-    std::string tls_error;
-    if (!tls::load_context(cfg, tls_error)) {
-        std::fprintf(stderr, "Error: %s\n", tls_error.c_str());
+    try {
+        tls::load_context(cfg);
+    } catch (const ConfigError &e) {
+        std::fprintf(stderr, "Error: %s\n", e.what());
         return 1;
     }
     if (check_only) {

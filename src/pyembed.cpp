@@ -1,6 +1,8 @@
 // The embedded interpreter: start-up without Python's signal handlers,
 // fork helpers, tracebacks and gunicorn-compatible application loading.
 #include "cunicorn/pyembed.h"
+
+#include "cunicorn/log.h"
 #include "cunicorn/pyref.h"
 
 #include <sys/stat.h>
@@ -268,16 +270,12 @@ void finalize() {
 
 void prepend_sys_path(const std::string &dir) {
     PyObject *path = PySys_GetObject("path");  // borrowed
-    if (!path || !PyList_Check(path)) return;
     Ref item = Ref::steal(PyUnicode_DecodeFSDefault(dir.c_str()));
-    if (!item) { PyErr_Clear(); return; }
     // Avoid piling up duplicates across HUP reloads.
-    int has = PySequence_Contains(path, item.get());
-    if (has == 1) {
-        Ref idx = Ref::steal(PyObject_CallMethod(path, "remove", "O", item.get()));
-    }
-    PyErr_Clear();
-    PyList_Insert(path, 0, item.get());
+    int has = path && item ? PySequence_Contains(path, item.get()) : -1;
+    bool ok = has == 0 || (has == 1 && Ref::steal(PyObject_CallMethod(path, "remove", "O", item.get())));
+    if (!ok || !PyList_Check(path) || PyList_Insert(path, 0, item.get()) < 0)
+        log::write_text(log::Level::ERROR, "cannot add " + dir + " to sys.path\n" + fetch_traceback());
 }
 
 void set_environ(const std::string &name, const std::string &value) {
@@ -286,7 +284,8 @@ void set_environ(const std::string &name, const std::string &value) {
     Ref environ = Ref::steal(os ? PyObject_GetAttrString(os.get(), "environ") : nullptr);
     Ref k = Ref::steal(PyUnicode_DecodeFSDefaultAndSize(name.data(), static_cast<Py_ssize_t>(name.size())));
     Ref v = Ref::steal(PyUnicode_DecodeFSDefaultAndSize(value.data(), static_cast<Py_ssize_t>(value.size())));
-    if (!environ || !k || !v || PyObject_SetItem(environ.get(), k.get(), v.get()) < 0) PyErr_Clear();
+    if (!environ || !k || !v || PyObject_SetItem(environ.get(), k.get(), v.get()) < 0)
+        log::write_text(log::Level::ERROR, "cannot set os.environ[" + name + "]\n" + fetch_traceback());
 }
 
 void apply_raw_env(const std::vector<std::string> &raw_env) {
@@ -304,79 +303,77 @@ static const Source IMPORT_APP_PY = {"src/py/import_app.py",
 };
 
 // The loader's globals (IMPORT_APP_PY, run once), kept for the process;
-// null with `error` set when they cannot be made.
-static PyObject *loader_namespace(std::string &error) {
+// null with a Python error set when they cannot be made.
+static PyObject *loader_namespace() {
     static PyObject *ns = nullptr;
     if (ns) return ns;
     Ref made = Ref::steal(PyDict_New());
-    if (!made) { error = fetch_traceback(); return nullptr; }
-    if (!exec_source(IMPORT_APP_PY, made.get())) { error = fetch_traceback(); return nullptr; }
+    if (!made || !exec_source(IMPORT_APP_PY, made.get())) return nullptr;
     ns = made.release();
     return ns;
 }
 
-// Calls the loader function `fn` with args and sorts a failure out as
-// import_app() documents it.
-static Ref run_loader(const char *fn, PyObject *args, std::string &error, bool &boot_error,
-                      std::string *syntax_error_file) {
-    boot_error = false;
-    PyObject *ns = loader_namespace(error);
-    if (!ns || !args) {
-        if (error.empty()) error = fetch_traceback();
-        return Ref();
-    }
-    Ref app = Ref::steal(PyObject_Call(PyDict_GetItemString(ns, fn), args, nullptr));
-    if (app) return app;
-    if (syntax_error_file && PyErr_ExceptionMatches(PyExc_SyntaxError)) {
-        // gunicorn's load_wsgi under reload: serve the traceback, and
-        // watch the broken file (it is in no module's __file__).
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        PyErr_NormalizeException(&type, &value, &tb);
-        syntax_error_file->clear();
-        if (value) {
-            Ref fname = Ref::steal(PyObject_GetAttrString(value, "filename"));
-            if (fname && PyUnicode_Check(fname.get())) {
-                const char *c = PyUnicode_AsUTF8(fname.get());
-                if (c) *syntax_error_file = c;
-            }
-            PyErr_Clear();
-        }
-        PyErr_Restore(type, value, tb);
-        error = fetch_traceback();
-        PyObject *make = PyDict_GetItemString(ns, "make_fail_app");  // borrowed
-        Ref fail = Ref::steal(PyObject_CallFunction(make, "s", error.c_str()));
-        if (fail) return fail;
-        boot_error = true;
-        error = fetch_traceback();
-        return Ref();
-    }
-    PyObject *app_error = PyDict_GetItemString(ns, "AppImportError");
-    if (PyErr_ExceptionMatches(app_error)) {
-        error = exception_message();
-        PyErr_Clear();
-    } else {
-        boot_error = true;
-        error = fetch_traceback();
-    }
-    return Ref();
+// The file a pending SyntaxError names ("" when it names none), leaving the
+// exception pending.
+static std::string syntax_error_filename() {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    std::string file;
+    Ref fname = value ? Ref::steal(PyObject_GetAttrString(value, "filename")) : Ref();
+    const char *c = fname && PyUnicode_Check(fname.get()) ? PyUnicode_AsUTF8(fname.get()) : nullptr;
+    if (c) file = c;
+    PyErr_Clear();  // a SyntaxError without a usable filename names none
+    PyErr_Restore(type, value, tb);
+    return file;
 }
 
-Ref import_app(const std::string &uri, std::string &error, bool &boot_error,
-               std::string *syntax_error_file) {
-    Ref args = Ref::steal(Py_BuildValue("(s)", uri.c_str()));
-    return run_loader("import_app", args.get(), error, boot_error, syntax_error_file);
-}
-
-Ref load_paste_app(const std::string &uri, const std::vector<std::string> &raw_global_conf, std::string &error,
-                   bool &boot_error, std::string *syntax_error_file) {
+// The arguments of the loader function that cfg calls for.
+static Ref loader_args(const Config &cfg) {
+    if (cfg.paste.empty()) return Ref::steal(Py_BuildValue("(s)", cfg.wsgi_app.c_str()));
     Ref conf = Ref::steal(PyList_New(0));
-    for (const std::string &entry : raw_global_conf) {
+    if (!conf) return Ref();
+    for (const std::string &entry : cfg.raw_paste_global_conf) {
         Ref item = Ref::steal(PyUnicode_DecodeFSDefault(entry.c_str()));
-        if (!conf || !item || PyList_Append(conf.get(), item.get()) < 0) conf.reset();
+        if (!item || PyList_Append(conf.get(), item.get()) < 0) return Ref();
     }
-    Ref args = conf ? Ref::steal(Py_BuildValue("(sO)", uri.c_str(), conf.get())) : Ref();
-    return run_loader("load_paste_app", args.get(), error, boot_error, syntax_error_file);
+    return Ref::steal(Py_BuildValue("(sO)", cfg.wsgi_app.c_str(), conf.get()));
+}
+
+AppLoad load_app(const Config &cfg, bool serve_syntax_errors) {
+    AppLoad r;
+    PyObject *ns = loader_namespace();
+    const char *fn = cfg.paste.empty() ? "import_app" : "load_paste_app";
+    PyObject *loader = ns ? PyDict_GetItemString(ns, fn) : nullptr;              // borrowed
+    PyObject *app_error = ns ? PyDict_GetItemString(ns, "AppImportError") : nullptr;  // borrowed
+    if (ns && (!loader || !app_error))
+        PyErr_Format(PyExc_NameError, "%s defines no %s or AppImportError", IMPORT_APP_PY.path, fn);
+    Ref args = loader && app_error ? loader_args(cfg) : Ref();
+    r.app = args ? Ref::steal(PyObject_Call(loader, args.get(), nullptr)) : Ref();
+    if (r.app) {
+        r.outcome = AppLoad::LOADED;
+        return r;
+    }
+    if (app_error && PyErr_ExceptionMatches(app_error)) {
+        r.outcome = AppLoad::APP_ERROR;
+        r.error = exception_message();
+        PyErr_Clear();
+        return r;
+    }
+    if (serve_syntax_errors && PyErr_ExceptionMatches(PyExc_SyntaxError)) {
+        r.syntax_error_file = syntax_error_filename();
+        r.error = fetch_traceback();
+        PyObject *make = PyDict_GetItemString(ns, "make_fail_app");  // borrowed
+        r.app = make ? Ref::steal(PyObject_CallFunction(make, "s", r.error.c_str())) : Ref();
+        if (r.app) {
+            r.outcome = AppLoad::SERVES_SYNTAX_ERROR;
+            return r;
+        }
+        if (!make) PyErr_Format(PyExc_NameError, "%s defines no make_fail_app", IMPORT_APP_PY.path);
+    }
+    r.outcome = AppLoad::BOOT_ERROR;
+    r.error = fetch_traceback();
+    return r;
 }
 
 // The application as the worker calls it: the call passed through, and a

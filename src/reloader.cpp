@@ -1,11 +1,10 @@
 // The development reloader; see include/cunicorn/reloader.h.
-#include <Python.h>
-
 #include "cunicorn/reloader.h"
 
 #include "cunicorn/config.h"
 #include "cunicorn/ev.h"
 #include "cunicorn/log.h"
+#include "cunicorn/pyref.h"
 
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -79,11 +78,13 @@ void fire(const std::string &file) {
     if (g.on_change) g.on_change(file);
 }
 
+using py::Ref;
+
 void add_str(PyObject *s) {
     if (!s || !PyUnicode_Check(s)) return;
     const char *u = PyUnicode_AsUTF8(s);
     if (!u) {
-        PyErr_Clear();
+        PyErr_Clear();  // a name that is no valid text names no file to watch
         return;
     }
     std::string f(u);
@@ -93,60 +94,47 @@ void add_str(PyObject *s) {
     g.files.insert(absolute(f));
 }
 
+// glob.glob(pattern, recursive=True): "**" spans directories. Null, with
+// the Python error set, on failure.
+Ref expand(const std::string &pattern) {
+    Ref glob = Ref::steal(PyImport_ImportModule("glob"));
+    Ref fn = glob ? Ref::steal(PyObject_GetAttrString(glob.get(), "glob")) : Ref();
+    Ref args = fn ? Ref::steal(Py_BuildValue("(s)", pattern.c_str())) : Ref();
+    Ref kw = args ? Ref::steal(Py_BuildValue("{s:O}", "recursive", Py_True)) : Ref();
+    return kw ? Ref::steal(PyObject_Call(fn.get(), args.get(), kw.get())) : Ref();
+}
+
 // sys.modules' __file__ values plus the extra files (globs expanded now).
+// A module or pattern Python cannot answer for is left out of this round:
+// the next collect() tries again.
 void collect() {
     g.files.clear();
     PyObject *modules = PySys_GetObject("modules");  // borrowed
-    if (modules && PyDict_Check(modules)) {
-        PyObject *values = PyDict_Values(modules);
-        if (values) {
-            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); ++i) {
-                PyObject *m = PyList_GET_ITEM(values, i);
-                PyObject *f = PyObject_GetAttrString(m, "__file__");
-                if (!f) {
-                    PyErr_Clear();
-                    continue;
-                }
-                add_str(f);
-                Py_DECREF(f);
-            }
-            Py_DECREF(values);
-        } else {
-            PyErr_Clear();
-        }
+    Ref values = modules && PyDict_Check(modules) ? Ref::steal(PyDict_Values(modules)) : Ref();
+    for (Py_ssize_t i = 0; values && i < PyList_GET_SIZE(values.get()); ++i) {
+        Ref f = Ref::steal(PyObject_GetAttrString(PyList_GET_ITEM(values.get(), i), "__file__"));
+        if (f) add_str(f.get());
     }
+    PyErr_Clear();  // modules without __file__ (builtins, namespace packages)
     for (const std::string &f : g.added) g.files.insert(f);
-    if (g.cfg->reload_extra_files.empty()) return;
-    PyObject *glob = nullptr;
     for (const std::string &pattern : g.cfg->reload_extra_files) {
         if (!has_magic(pattern)) {
             g.files.insert(absolute(pattern));
             continue;
         }
-        if (!glob) glob = PyImport_ImportModule("glob");
-        // glob.glob(pattern, recursive=True): "**" spans directories.
-        PyObject *found = nullptr;
-        if (glob) {
-            PyObject *fn = PyObject_GetAttrString(glob, "glob");
-            PyObject *args = fn ? Py_BuildValue("(s)", pattern.c_str()) : nullptr;
-            PyObject *kw = args ? Py_BuildValue("{s:O}", "recursive", Py_True) : nullptr;
-            if (kw) found = PyObject_Call(fn, args, kw);
-            Py_XDECREF(kw);
-            Py_XDECREF(args);
-            Py_XDECREF(fn);
-        }
-        if (!found) {
+        Ref found = expand(pattern);
+        if (!found || !PyList_Check(found.get())) {
+            if (g.warned.insert(pattern).second)
+                log::write_text(log::Level::WARNING,
+                                "reload_extra_files: cannot expand pattern " + pattern + "\n" + py::fetch_traceback());
             PyErr_Clear();
             continue;
         }
-        Py_ssize_t n = PyList_Check(found) ? PyList_GET_SIZE(found) : 0;
+        Py_ssize_t n = PyList_GET_SIZE(found.get());
         if (n == 0 && g.warned.insert(pattern).second)
             LOG_WARNING("reload_extra_files: pattern %s matches no file", pattern.c_str());
-        for (Py_ssize_t i = 0; i < n; ++i) add_str(PyList_GET_ITEM(found, i));
-        Py_DECREF(found);
+        for (Py_ssize_t i = 0; i < n; ++i) add_str(PyList_GET_ITEM(found.get(), i));
     }
-    Py_XDECREF(glob);
-    PyErr_Clear();
 }
 
 bool same_time(const struct timespec &a, const struct timespec &b) {

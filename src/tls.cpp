@@ -26,26 +26,26 @@ struct Names {
 };
 Names N{};
 
+// False, with the Python error set, when the helpers or ssl's names
+// cannot be had.
 bool init_names() {
     if (N.build) return true;
     Ref ns = Ref::steal(PyDict_New());
     if (!ns || !py::exec_source(HELPERS_PY, ns.get())) return false;
     Ref ssl = Ref::steal(PyImport_ImportModule("ssl"));
     if (!ssl) return false;
-    auto item = [&](const char *name) { return Py_XNewRef(PyDict_GetItemString(ns.get(), name)); };
-    auto attr = [&](const char *name) { return PyObject_GetAttrString(ssl.get(), name); };
-    N.session = item("session");
-    N.WantRead = attr("SSLWantReadError");
-    N.ZeroReturn = attr("SSLZeroReturnError");
-    N.Eof = attr("SSLEOFError");
-    N.read = PyUnicode_InternFromString("read");
-    N.write = PyUnicode_InternFromString("write");
-    N.write_eof = PyUnicode_InternFromString("write_eof");
-    N.do_handshake = PyUnicode_InternFromString("do_handshake");
-    N.shutdown = PyUnicode_InternFromString("shutdown");
-    N.pending = PyUnicode_InternFromString("pending");
-    N.build = item("build");  // last: the others are set once this is
-    return N.build && N.session && N.WantRead && N.ZeroReturn && N.Eof;
+    for (auto [slot, name] : {std::pair{&N.session, "session"}, {&N.build, "build"}})
+        if (!(*slot = Py_XNewRef(PyDict_GetItemString(ns.get(), name)))) {
+            PyErr_Format(PyExc_NameError, "%s defines no %s", HELPERS_PY.path, name);
+            return false;
+        }
+    for (auto [slot, name] : {std::pair{&N.WantRead, "SSLWantReadError"}, {&N.ZeroReturn, "SSLZeroReturnError"},
+                              {&N.Eof, "SSLEOFError"}})
+        if (!(*slot = PyObject_GetAttrString(ssl.get(), name))) return false;
+    for (auto [slot, name] : {std::pair{&N.read, "read"}, {&N.write, "write"}, {&N.write_eof, "write_eof"},
+                              {&N.do_handshake, "do_handshake"}, {&N.shutdown, "shutdown"}, {&N.pending, "pending"}})
+        if (!(*slot = PyUnicode_InternFromString(name))) return false;
+    return true;
 }
 
 // Holds the GIL whether or not the caller did (see tls.h).
@@ -73,41 +73,31 @@ void release_context(PyObject *ctx) {
 
 }  // namespace
 
-bool load_context(Config &cfg, std::string &error) {
+void load_context(Config &cfg) {
     cfg.tls_context.reset();
-    if (!cfg.is_ssl()) return true;
+    if (!cfg.is_ssl()) return;
     Gil gil;
-    if (!init_names()) {
-        error = "TLS needs the interpreter's ssl module: " + py::fetch_traceback();
-        return false;
-    }
+    if (!init_names()) throw ConfigError("TLS needs the interpreter's ssl module: " + py::fetch_traceback());
     PyObject *hook = cfg.python_values.count("ssl_context") && cfg.python_values.at("ssl_context")
                          ? python_setting("ssl_context")
                          : nullptr;
     Ref config;
     if (hook) {
         config = Ref::borrow(hooks::config_object(cfg));
-        if (!config) {
-            error = "ssl_context: " + py::fetch_traceback();
-            return false;
-        }
+        if (!config) throw ConfigError("ssl_context: " + py::fetch_traceback());
     }
     Ref ctx = Ref::steal(PyObject_CallFunction(N.build, "OOiNNNiN", hook ? hook : Py_None,
                                                config ? config.get() : Py_None, cfg.suppress_ragged_eofs ? 1 : 0,
                                                str_or_none(cfg.certfile),
                                                str_or_none(cfg.keyfile), str_or_none(cfg.ca_certs), cfg.cert_reqs,
                                                str_or_none(cfg.ciphers)));
+    if (!ctx && hook) throw ConfigError("Exception in ssl_context hook:\n" + py::fetch_traceback());
     if (!ctx) {
-        if (hook) {
-            error = "Exception in ssl_context hook:\n" + py::fetch_traceback();
-        } else {
-            error = "Invalid TLS configuration: " + py::exception_message();
-            PyErr_Clear();
-        }
-        return false;
+        std::string reason = py::exception_message();
+        PyErr_Clear();
+        throw ConfigError("Invalid TLS configuration: " + reason);
     }
     cfg.tls_context = std::shared_ptr<PyObject>(ctx.release(), release_context);
-    return true;
 }
 
 Session::Session(const Config &cfg) : suppress_ragged_eofs_(cfg.suppress_ragged_eofs) {

@@ -826,71 +826,66 @@ void log_app_error(const RequestContext &ctx) {
 
 bool ready = false;
 
+// False, with the Python error set, when a type or a name cannot be made.
 bool init_types() {
     if (PyType_Ready(&InputType) < 0 || PyType_Ready(&ErrorsType) < 0 || PyType_Ready(&StartResponseType) < 0 ||
         PyType_Ready(&FileWrapperType) < 0)
         return false;
-    N.REQUEST_METHOD = intern("REQUEST_METHOD");
-    N.SCRIPT_NAME = intern("SCRIPT_NAME");
-    N.PATH_INFO = intern("PATH_INFO");
-    N.QUERY_STRING = intern("QUERY_STRING");
-    N.RAW_URI = intern("RAW_URI");
-    N.SERVER_PROTOCOL = intern("SERVER_PROTOCOL");
-    N.CONTENT_TYPE = intern("CONTENT_TYPE");
-    N.CONTENT_LENGTH = intern("CONTENT_LENGTH");
-    N.REMOTE_ADDR = intern("REMOTE_ADDR");
-    N.REMOTE_PORT = intern("REMOTE_PORT");
-    N.SERVER_NAME = intern("SERVER_NAME");
-    N.SERVER_PORT = intern("SERVER_PORT");
-    N.wsgi_input = intern("wsgi.input");
-    N.wsgi_url_scheme = intern("wsgi.url_scheme");
-    N.HTTP_1_0 = intern("HTTP/1.0");
-    N.HTTP_1_1 = intern("HTTP/1.1");
-    N.http = intern("http");
-    N.https = intern("https");
-    N.empty = intern("");
-    N.close = intern("close");
+    const struct {
+        PyObject **slot;
+        const char *text;
+    } names[] = {
+        {&N.REQUEST_METHOD, "REQUEST_METHOD"}, {&N.SCRIPT_NAME, "SCRIPT_NAME"},
+        {&N.PATH_INFO, "PATH_INFO"},           {&N.QUERY_STRING, "QUERY_STRING"},
+        {&N.RAW_URI, "RAW_URI"},               {&N.SERVER_PROTOCOL, "SERVER_PROTOCOL"},
+        {&N.CONTENT_TYPE, "CONTENT_TYPE"},     {&N.CONTENT_LENGTH, "CONTENT_LENGTH"},
+        {&N.REMOTE_ADDR, "REMOTE_ADDR"},       {&N.REMOTE_PORT, "REMOTE_PORT"},
+        {&N.SERVER_NAME, "SERVER_NAME"},       {&N.SERVER_PORT, "SERVER_PORT"},
+        {&N.wsgi_input, "wsgi.input"},         {&N.wsgi_url_scheme, "wsgi.url_scheme"},
+        {&N.HTTP_1_0, "HTTP/1.0"},             {&N.HTTP_1_1, "HTTP/1.1"},
+        {&N.http, "http"},                     {&N.https, "https"},
+        {&N.empty, ""},                        {&N.close, "close"},
+    };
+    for (const auto &n : names)
+        if (!*n.slot && !(*n.slot = intern(n.text))) return false;
     return true;
 }
 
 }  // namespace
 
-void setup(PyObject *app, const Config &cfg) {
-    if (!ready) {
-        if (!init_types()) {
-            log::write_text(log::Level::ERROR, py::fetch_traceback());
-            return;
-        }
-        ready = true;
-    }
+bool setup(PyObject *app, const Config &cfg) {
+    if (!ready && !init_types()) return false;
+    ready = true;
     // The worker calls the app through a check that gives a coroutine
     // result (an ASGI app) a clear error; the hooks see the app itself,
     // which the check keeps alive.
     Ref callable = py::wsgi_callable(app);
-    if (!callable) {
-        log::write_text(log::Level::ERROR, py::fetch_traceback());
-        callable = Ref::borrow(app);
-    }
-    Py_XSETREF(g_app, callable.release());
-    hooks::set_app(app);  // worker.wsgi, app.wsgi()
-    g_sendfile = cfg.sendfile;
-    g_file_wrapper_type = reinterpret_cast<PyObject *>(&FileWrapperType);
-
     Ref env = Ref::steal(PyDict_New());
     Ref errors = Ref::steal(reinterpret_cast<PyObject *>(PyObject_New(ErrorsObject, &ErrorsType)));
     Ref version = Ref::steal(Py_BuildValue("(ii)", 1, 0));
     Ref software = Ref::steal(PyUnicode_FromString("cunicorn/" CUNICORN_VERSION));
-    PyObject *e = env.get();
-    PyDict_SetItemString(e, "wsgi.errors", errors.get());
-    PyDict_SetItemString(e, "wsgi.version", version.get());
-    PyDict_SetItemString(e, "wsgi.multithread", Py_False);
-    PyDict_SetItemString(e, "wsgi.multiprocess", cfg.workers > 1 ? Py_True : Py_False);
-    PyDict_SetItemString(e, "wsgi.run_once", Py_False);
-    PyDict_SetItemString(e, "wsgi.file_wrapper", g_file_wrapper_type);
-    PyDict_SetItemString(e, "wsgi.input_terminated", Py_True);
-    PyDict_SetItemString(e, "SERVER_SOFTWARE", software.get());
+    if (!callable || !env || !errors || !version || !software) return false;
+    const struct {
+        const char *key;
+        PyObject *value;
+    } items[] = {
+        {"wsgi.errors", errors.get()},
+        {"wsgi.version", version.get()},
+        {"wsgi.multithread", Py_False},
+        {"wsgi.multiprocess", cfg.workers > 1 ? Py_True : Py_False},
+        {"wsgi.run_once", Py_False},
+        {"wsgi.file_wrapper", reinterpret_cast<PyObject *>(&FileWrapperType)},
+        {"wsgi.input_terminated", Py_True},
+        {"SERVER_SOFTWARE", software.get()},
+    };
+    for (const auto &item : items)
+        if (PyDict_SetItemString(env.get(), item.key, item.value) < 0) return false;
+    Py_XSETREF(g_app, callable.release());
     Py_XSETREF(g_base_environ, env.release());
-    PyErr_Clear();
+    hooks::set_app(app);  // worker.wsgi, app.wsgi()
+    g_sendfile = cfg.sendfile;
+    g_file_wrapper_type = reinterpret_cast<PyObject *>(&FileWrapperType);
+    return true;
 }
 
 void send_continue(RequestContext &ctx) {
@@ -1070,32 +1065,27 @@ Outcome handle(RequestContext &ctx, http::Response &resp) {
 namespace cunicorn::wsgi {
 
 int load_app(const Config &cfg) {
-    std::string error;
-    bool import_failed = false;
-    std::string syntax_error_file;
-    std::string *syntax_error = cfg.reload ? &syntax_error_file : nullptr;
-    // WSGIApplication.load: the paste setting, from wherever it came,
-    // makes the app URI a PasteDeploy one.
-    py::Ref app = cfg.paste.empty()
-                      ? py::import_app(cfg.wsgi_app, error, import_failed, syntax_error)
-                      : py::load_paste_app(cfg.wsgi_app, cfg.raw_paste_global_conf, error, import_failed, syntax_error);
-    if (app && !error.empty()) {
-        // reload on and a SyntaxError: the app answers 500 with the
-        // traceback; the reloader also watches the broken file.
-        log::write_text(log::Level::ERROR, error);
-        if (!syntax_error_file.empty()) reloader::add_file(syntax_error_file);
-    }
-    if (!app) {
-        // Mirrors arbiter.py spawn_worker: AppImportError exits 4, anything
-        // else while booting exits 3; the master halts on either.
-        if (import_failed) {
-            log::write_text(log::Level::ERROR, "Exception in worker process\n" + error);
-            return 3;
-        }
-        log::write_text(log::Level::ERROR, error);
+    py::AppLoad loaded = py::load_app(cfg, cfg.reload);
+    switch (loaded.outcome) {
+    case py::AppLoad::LOADED: break;
+    case py::AppLoad::SERVES_SYNTAX_ERROR:
+        // The app answers 500 with the traceback until the file is fixed.
+        log::write_text(log::Level::ERROR, loaded.error);
+        if (!loaded.syntax_error_file.empty()) reloader::add_file(loaded.syntax_error_file);
+        break;
+    // Mirrors arbiter.py spawn_worker: AppImportError exits 4, anything
+    // else while booting exits 3; the master halts on either at boot.
+    case py::AppLoad::BOOT_ERROR:
+        log::write_text(log::Level::ERROR, "Exception in worker process\n" + loaded.error);
+        return 3;
+    case py::AppLoad::APP_ERROR:
+        log::write_text(log::Level::ERROR, loaded.error);
         return 4;
     }
-    setup(app.get(), cfg);
+    if (!setup(loaded.app.get(), cfg)) {
+        log::write_text(log::Level::ERROR, "Exception in worker process\n" + py::fetch_traceback());
+        return 3;
+    }
     return 0;
 }
 

@@ -6,6 +6,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "cunicorn/config.h"
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,27 +58,37 @@ std::string fetch_traceback();
 // The str() of the pending exception's value, without clearing it.
 std::string exception_message();
 
-// Imports the application as gunicorn's util.import_app does:
-// "module", "module:name", "module:factory(literal args)".
-// On failure returns null and sets `error` to a readable message.
-// `boot_error` tells which failure it was: true for an exception while
-// importing the module (worker exit code 3, WORKER_BOOT_ERROR), false for
-// an unusable app object (AppImportError, exit code 4).
-// With `syntax_error_file` (reload on): a SyntaxError does not fail; the
-// result is an app answering 500 with the traceback as text/plain, the
-// traceback is in `error` and the broken file in *syntax_error_file.
-Ref import_app(const std::string &uri, std::string &error, bool &boot_error,
-               std::string *syntax_error_file = nullptr);
+// The outcome of loading the application (load_app).
+struct AppLoad {
+    enum Outcome {
+        LOADED,
+        // --reload and a SyntaxError: `app` answers 500 with the traceback
+        // (gunicorn's load_wsgi), which is in `error`; the broken file is
+        // in no module's __file__, so it is named for the reloader to watch.
+        SERVES_SYNTAX_ERROR,
+        // An exception while importing the module or calling the factory:
+        // the traceback is in `error`; a worker exits 3 (WORKER_BOOT_ERROR).
+        BOOT_ERROR,
+        // An unusable app object (gunicorn's AppImportError: no such
+        // attribute, not callable, an ASGI app, ...): the message is in
+        // `error`; a worker exits 4 (APP_LOAD_ERROR).
+        APP_ERROR,
+    };
+    Outcome outcome = BOOT_ERROR;
+    Ref app;  // set for LOADED and SERVES_SYNTAX_ERROR
+    std::string error;
+    std::string syntax_error_file;
+};
 
-// The same for a PasteDeploy application, as gunicorn's
-// pasterapp.get_wsgi_app: paste.deploy.loadapp(uri) relative to the
-// current directory, where a uri without a scheme is an ini file
-// ("FILE.ini#name" picks [app:name]), with global_conf made of the
-// raw_paste_global_conf entries (KEY=VALUE, "\=" escapes "="). A bad entry,
-// a missing file or section, or a missing paste.deploy is a boot error, as
-// in gunicorn; a factory returning no callable is an AppImportError.
-Ref load_paste_app(const std::string &uri, const std::vector<std::string> &raw_global_conf, std::string &error,
-                   bool &boot_error, std::string *syntax_error_file = nullptr);
+// Loads the application cfg names, as gunicorn's WSGIApplication.load:
+// util.import_app ("module", "module:name", "module:factory(literal
+// args)"), or, when the paste setting is set, pasterapp.get_wsgi_app:
+// paste.deploy.loadapp(uri) relative to the current directory, where a uri
+// without a scheme is an ini file ("FILE.ini#name" picks [app:name]), with
+// global_conf made of the raw_paste_global_conf entries (KEY=VALUE, "\="
+// escapes "="). A SyntaxError is SERVES_SYNTAX_ERROR only with
+// serve_syntax_errors (--reload in a worker).
+AppLoad load_app(const Config &cfg, bool serve_syntax_errors);
 
 // The callable the worker calls for `app` (a new reference; null with a
 // Python error set on failure): calls app, and makes an awaitable result

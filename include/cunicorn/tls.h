@@ -34,9 +34,8 @@ namespace cunicorn::tls {
 // a bad certificate or a failing hook stops the start (or the reload)
 // with the reason instead of failing every connection, and the workers
 // inherit one context. A HUP therefore picks up renewed certificates.
-// Returns false with `error` set: a one-line reason, or the hook's
-// traceback.
-bool load_context(Config &cfg, std::string &error);
+// Throws ConfigError with a one-line reason, or the hook's traceback.
+void load_context(Config &cfg);
 
 // One TLS connection. Ciphertext goes in with feed() and comes out with
 // take_output(); plaintext comes out with read() and goes in with write().

@@ -90,7 +90,8 @@ void acquire_gil(void *);
 
 // Loads the settings that shape every environ; call once per worker
 // after the app is imported (and on reload). `app` is borrowed and kept.
-void setup(_object *app, const Config &cfg);
+// False, with the Python error set, when the objects cannot be made.
+bool setup(_object *app, const Config &cfg);
 
 // Runs one request through the app and writes the whole response (the
 // sink may still hold unsent bytes on return). Never throws; Python errors
