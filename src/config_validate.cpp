@@ -15,55 +15,10 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
+#include <algorithm>
 
 namespace cunicorn::conf {
-
-// ---------------------------------------------------------------------------
-// util.parse_address, for validating bind (and statsd_host) values.
-
-struct ParsedAddress {
-    enum Kind { TCP, UNIX, FD } kind = TCP;
-    std::string host;
-    long long port = 0;
-    std::string path;
-};
-
-static ParsedAddress parse_address(const std::string &netloc_in, const std::string &default_port) {
-    ParsedAddress a;
-    std::string netloc = netloc_in;
-    if (starts_with(netloc, "unix:")) {
-        a.kind = ParsedAddress::UNIX;
-        a.path = netloc.substr(starts_with(netloc, "unix://") ? 7 : 5);
-        return a;
-    }
-    if (starts_with(netloc, "fd://")) {
-        std::string fd = netloc.substr(5);
-        IntParse n = py_int(fd, 10);
-        if (!n.ok || n.overflow) throw Invalid{repr_str(fd) + " is not a valid file descriptor."};
-        a.kind = ParsedAddress::FD;
-        a.port = n.value;
-        return a;
-    }
-    if (starts_with(netloc, "tcp://")) netloc = split(netloc, "tcp://")[1];
-    std::string host = netloc, port = default_port;
-    if (netloc.find('[') != std::string::npos && netloc.find(']') != std::string::npos) {
-        std::string before = split(netloc, "]")[0];
-        host = before.empty() ? "" : before.substr(1);
-        auto pieces = split(netloc, "]:");
-        port = pieces.size() > 1 ? pieces[1] : default_port;
-    } else if (netloc.find(':') != std::string::npos) {
-        auto pieces = split(netloc, ":");
-        host = pieces[0];
-        port = pieces[1];
-    } else if (netloc.empty()) {
-        host = "0.0.0.0";
-    }
-    IntParse n = py_int(port, 10);
-    if (!n.ok || n.overflow) throw Invalid{repr_str(port) + " is not a valid port number."};
-    a.host = lower(host);
-    a.port = n.value;
-    return a;
-}
 
 // ---------------------------------------------------------------------------
 // Validators (gunicorn/config.py validate_*), same results, same messages.
@@ -158,31 +113,17 @@ V v_string_to_list(const V &v) {
     return out;
 }
 
-static bool ip_or_network(const std::string &text) {
-    std::string addr = text, prefix;
-    size_t slash = text.find('/');
-    if (slash != std::string::npos) {
-        addr = text.substr(0, slash);
-        prefix = text.substr(slash + 1);
-    }
-    unsigned char buf[sizeof(struct in6_addr)];
-    int max;
-    if (inet_pton(AF_INET, addr.c_str(), buf) == 1) max = 32;
-    else if (inet_pton(AF_INET6, addr.c_str(), buf) == 1) max = 128;
-    else return false;
-    if (slash == std::string::npos) return true;
-    if (prefix.empty() || prefix.size() > 3 || prefix.find_first_not_of("0123456789") != std::string::npos)
-        return false;
-    return std::atoi(prefix.c_str()) <= max;
-}
-
 // forwarded_allow_ips, proxy_allow_ips: addresses, CIDR networks or "*".
+// The workers' parser (IpAllowList) decides.
 V v_addr_list(const V &v) {
     V out = v_string_to_list(v);
-    for (const auto &e : out.list) {
-        if (e.kind != V::STR) continue;
-        if (e.s == "*" || ip_or_network(e.s)) continue;
-        throw Invalid{repr_str(e.s) + " does not appear to be an IPv4 or IPv6 address or network"};
+    std::vector<std::string> items;
+    for (const auto &e : out.list)
+        if (e.kind == V::STR) items.push_back(e.s);
+    try {
+        IpAllowList::parse(items);
+    } catch (const std::invalid_argument &e) {
+        throw Invalid{e.what()};
     }
     return out;
 }
@@ -271,12 +212,12 @@ V v_statsd_address(const V &v) {
         return V::text("('unix', " + std::to_string(std::atoll(s.s.c_str() + 5)) + ")",
                        "('unix', " + std::to_string(std::atoll(s.s.c_str() + 5)) + ")");
     try {
-        ParsedAddress a = parse_address(s.s, "8125");
-        if (a.kind == ParsedAddress::UNIX) return V::str(a.path);
-        if (a.kind == ParsedAddress::FD) return V::integer(a.port);
+        Address a = parse_address(s.s, 8125);
+        if (a.kind == Address::UNIX) return V::str(a.host);
+        if (a.kind == Address::FD) return V::integer(a.fd);
         std::string t = "(" + repr_str(a.host) + ", " + std::to_string(a.port) + ")";
         return V::text(t, t);
-    } catch (const Invalid &) {
+    } catch (const std::invalid_argument &) {
         throw Invalid{"Value must be one of ('host:port', 'unix://PATH')"};
     }
 }
@@ -402,15 +343,18 @@ std::vector<std::string> as_strings(const V &v) {
 
 void warn(Config &c, const std::string &text) { c.warnings.push_back(text); }
 
+// gunicorn finds a bad address only when the arbiter binds; parsed here,
+// with the parser the listeners are made from, so that --check-config
+// catches it too (and what can be checked before binding, check_address).
 void apply_bind(Config &c, const V &v) {
     c.bind = as_strings(v);
-    // gunicorn finds a bad address only when the arbiter binds; checked
-    // here so --check-config catches it too.
+    c.address.clear();
     for (const auto &b : c.bind) {
         try {
-            parse_address(b, "8000");
-        } catch (const Invalid &e) {
-            throw Invalid{e.reason, b};
+            c.address.push_back(parse_address(b));
+            check_address(c.address.back());
+        } catch (const std::invalid_argument &e) {
+            throw Invalid{e.what(), b};
         }
     }
 }
@@ -506,13 +450,10 @@ void apply_group(Config &c, const V &v) {
 
 // glogging.py maps unknown names to INFO; the same here, but said aloud.
 void apply_loglevel(Config &c, const V &v) {
-    std::string level = lower(as_string(v));
-    if (level == "debug" || level == "info" || level == "warning" || level == "error" || level == "critical") {
-        c.loglevel = level;
-        return;
-    }
-    c.loglevel = "info";
-    warn(c, "loglevel = " + as_string(v) + " is not one of debug, info, warning, error, critical; using info");
+    std::string name = as_string(v);
+    c.loglevel = log::parse_level(name);
+    if (c.loglevel == log::Level::INFO && lower(name) != "info")
+        warn(c, "loglevel = " + name + " is not one of debug, info, warning, error, critical; using info");
 }
 
 // Application.run: each comma-separated entry made absolute (relative to
@@ -573,15 +514,44 @@ void apply_worker_tmp_dir(Config &c, const V &v) {
         throw Invalid{"No such directory: " + repr_str(c.worker_tmp_dir)};
 }
 
-void apply_header_map(Config &c, const V &v) { c.header_map = v.kind == V::NONE ? "drop" : v.s; }
+// v_header_map's names.
+void apply_header_map(Config &c, const V &v) {
+    c.http.header_map = v.kind == V::STR && v.s == "refuse"      ? http::HeaderMap::REFUSE
+                        : v.kind == V::STR && v.s == "dangerous" ? http::HeaderMap::DANGEROUS
+                                                                 : http::HeaderMap::DROP;
+}
+
+// v_proxy_protocol's names.
+void apply_proxy_protocol(Config &c, const V &v) {
+    std::string mode = as_string(v);
+    c.proxy_protocol = mode == "v1"     ? http::ProxyProtocol::V1
+                       : mode == "v2"   ? http::ProxyProtocol::V2
+                       : mode == "auto" ? http::ProxyProtocol::AUTO
+                                        : http::ProxyProtocol::OFF;
+}
+
+void apply_forwarder_headers(Config &c, const V &v) { c.http.forwarder_headers = as_strings(v); }
 
 void apply_secure_scheme_headers(Config &c, const V &v) {
-    if (!v.obj) return;  // the default, already in Config
-    c.secure_scheme_headers.clear();
+    if (!v.obj) return;  // the default, already in http::Options
+    c.http.secure_scheme_headers.clear();
     PyObject *key, *value;
     Py_ssize_t pos = 0;
     while (PyDict_Next(v.obj->get(), &pos, &key, &value))
-        c.secure_scheme_headers.emplace_back(py_obj_str(key), py_obj_str(value));
+        c.http.secure_scheme_headers.emplace_back(py_obj_str(key), py_obj_str(value));
+}
+
+// The raw limit, and the parser's limits clamped from all of them again
+// (message.py), so the last one resolved leaves them right.
+void apply_limit(Config &c, const V &v, long long Config::*field) {
+    c.*field = v.kind == V::BOOL ? v.b : v.i;
+    http::Options o =
+        http::Options::from_settings(c.limit_request_line, c.limit_request_fields, c.limit_request_field_size);
+    c.http.limit_request_line = o.limit_request_line;
+    c.http.limit_request_fields = o.limit_request_fields;
+    c.http.limit_request_field_size = o.limit_request_field_size;
+    c.http.limit_request_header_size = static_cast<size_t>(std::max(0LL, c.limit_request_header_size));
+    c.http.limit_request_body = static_cast<uint64_t>(std::max(0LL, c.limit_request_body));
 }
 
 std::string invalid_value(const Setting &s, const V &v, const Invalid &e) {

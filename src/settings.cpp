@@ -273,14 +273,14 @@ const Row ROWS[] = {
 
     // Security
     int_row("limit_request_line", SECURITY, {"--limit-request-line"}, d_int<4094>)
-        .to(store<&Config::limit_request_line>)
+        .to(store_limit<&Config::limit_request_line>)
         .help("The maximum size of HTTP request line in bytes (0 = unlimited, at most 8190)."),
     int_row("limit_request_fields", SECURITY, {"--limit-request-fields"}, d_int<100>)
-        .to(store<&Config::limit_request_fields>)
+        .to(store_limit<&Config::limit_request_fields>)
         .help("Limit the number of HTTP headers fields in a request (at most 32768)."),
     int_row("limit_request_field_size", SECURITY,
             {"--limit-request-field_size", "--limit-request-field-size"}, d_int<8190>)
-        .to(store<&Config::limit_request_field_size>)
+        .to(store_limit<&Config::limit_request_field_size>)
         .help("Limit the allowed size of an HTTP request header field."),
 
     // Debugging
@@ -369,7 +369,7 @@ const Row ROWS[] = {
         .help("A dict of headers and values that the front-end proxy uses to indicate HTTPS requests."),
     str_row("forwarded_allow_ips", MECHANICS, {"--forwarded-allow-ips"}, "STRING", d_forwarded_allow_ips)
         .check(v_addr_list)
-        .to(store<&Config::forwarded_allow_ips>)
+        .to(store_allow_list<&Config::forwarded_allow_ips>)
         .help("Front-end IPs allowed to set secure headers (comma separated, * for all).")
         .type(ST::LIST),
 
@@ -496,12 +496,12 @@ const Row ROWS[] = {
         .def([] { return V::str("off"); })
         .check(v_proxy_protocol)
         .choices({"off", "v1", "v2", "auto"})
-        .to(store<&Config::proxy_protocol>)
+        .to(apply_proxy_protocol)
         .help("Accept a PROXY protocol header: off, v1, v2 or auto (a bare flag means auto)."),
     str_row("proxy_allow_ips", MECHANICS, {"--proxy-allow-from"}, nullptr,
             [] { return V::str("127.0.0.1,::1"); })
         .check(v_addr_list)
-        .to(store<&Config::proxy_allow_ips>)
+        .to(store_allow_list<&Config::proxy_allow_ips>)
         .help("Front-end IPs allowed to send a PROXY protocol header (comma separated, * for all).")
         .type(ST::LIST),
     str_row("protocol", MECHANICS, {"--protocol"}, "STRING", [] { return V::str("http"); })
@@ -584,24 +584,24 @@ const Row ROWS[] = {
         .to(store<&Config::raw_paste_global_conf>)
         .help("Set a PasteDeploy global config variable in key=value form; repeatable."),
     flag_row("permit_obsolete_folding", MECHANICS, {"--permit-obsolete-folding"})
-        .to(store<&Config::permit_obsolete_folding>)
+        .to(store_http<&http::Options::permit_obsolete_folding>)
         .help("Permit requests employing obsolete HTTP line folding mechanism."),
     flag_row("strip_header_spaces", MECHANICS, {"--strip-header-spaces"})
-        .to(store<&Config::strip_header_spaces>)
+        .to(store_http<&http::Options::strip_header_spaces>)
         .help("Strip spaces present between the header name and the ':' (unsafe)."),
     flag_row("permit_unconventional_http_method", MECHANICS, {"--permit-unconventional-http-method"})
-        .to(store<&Config::permit_unconventional_http_method>)
+        .to(store_http<&http::Options::permit_unconventional_http_method>)
         .help("Permit HTTP methods not matching conventions, such as IANA registration guidelines."),
     flag_row("permit_unconventional_http_version", MECHANICS, {"--permit-unconventional-http-version"})
-        .to(store<&Config::permit_unconventional_http_version>)
+        .to(store_http<&http::Options::permit_unconventional_http_version>)
         .help("Permit HTTP version not matching conventions of 2023."),
     flag_row("casefold_http_method", MECHANICS, {"--casefold-http-method"})
-        .to(store<&Config::casefold_http_method>)
+        .to(store_http<&http::Options::casefold_http_method>)
         .help("Transform received HTTP methods to uppercase."),
     str_row("forwarder_headers", MECHANICS, {"--forwarder-headers"}, nullptr,
             [] { return V::str("SCRIPT_NAME,PATH_INFO"); })
         .check(v_string_to_list)
-        .to(store<&Config::forwarder_headers>)
+        .to(apply_forwarder_headers)
         .help("Headers with underscores a trusted forwarder may set in environ (comma separated).")
         .type(ST::LIST),
     str_row("header_map", MECHANICS, {"--header-map"}, nullptr, [] { return V::str("drop"); })
@@ -698,15 +698,15 @@ const Row ROWS[] = {
         .help("The virtualenv to run the application in (python3 -m venv DIR), made by the "
               "Python cunicorn runs; $VIRTUAL_ENV if not set."),
     int_row("limit_request_header_size", SECURITY, {"--limit-request-header-size"}, d_int<0>)
-        .to(store<&Config::limit_request_header_size>)
+        .to(store_limit<&Config::limit_request_header_size>)
         .help("Limit the size of the request head (request line and header fields) in bytes; "
               "a larger one is answered with 431 (0 = only the limits above)."),
     int_row("limit_request_body", SECURITY, {"--limit-request-body"}, d_int<0>)
-        .to(store<&Config::limit_request_body>)
+        .to(store_limit<&Config::limit_request_body>)
         .help("Limit the size of a request body in bytes; a larger one is answered with 413 "
               "(0 = unlimited)."),
     flag_row("permit_missing_host", MECHANICS, {"--permit-missing-host"})
-        .to(store<&Config::permit_missing_host>)
+        .to(store_http<&http::Options::permit_missing_host>)
         .help("Permit HTTP/1.1 requests without a Host header, which RFC 9112 answers with 400."),
 };
 

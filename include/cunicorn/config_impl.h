@@ -198,6 +198,27 @@ void apply_accesslog(Config &c, const V &v);
 void apply_errorlog(Config &c, const V &v);
 void apply_worker_tmp_dir(Config &c, const V &v);
 void apply_header_map(Config &c, const V &v);
+void apply_proxy_protocol(Config &c, const V &v);
+void apply_forwarder_headers(Config &c, const V &v);
+void apply_limit(Config &c, const V &v, long long Config::*field);
+
+template <long long Config::*M>
+void store_limit(Config &c, const V &v) {
+    apply_limit(c, v, M);
+}
+
+// A boolean of the HTTP parser's options.
+template <bool http::Options::*M>
+void store_http(Config &c, const V &v) {
+    c.http.*M = v.kind == V::BOOL && v.b;
+}
+
+// forwarded_allow_ips, proxy_allow_ips: v_addr_list checked them with the
+// same parser.
+template <IpAllowList Config::*M>
+void store_allow_list(Config &c, const V &v) {
+    c.*M = IpAllowList::parse(as_strings(v));
+}
 void apply_secure_scheme_headers(Config &c, const V &v);
 
 // "Invalid value for NAME: VALUE (why)".
