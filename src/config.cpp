@@ -55,20 +55,22 @@ static const py::Source HELPERS_PY = {"src/py/config.py",
 
 static std::vector<std::string> g_argv;
 
-// The Python objects (hooks, dicts) of each successful load still in use,
-// by load number (Config::python_load): the running configuration's and,
-// during a HUP reload, the new one's, until keep_python_settings() drops
-// the other. Never destroyed: a static destructor would run after
-// Py_Finalize.
-using PythonObjects = std::map<std::string, py::Ref>;
+// The Python objects of each successful load still in use, by load number
+// (Config::python_load): the running configuration's and, during a HUP
+// reload, the new one's, until keep_python_settings() drops the other.
+// Never destroyed: a static destructor would run after Py_Finalize.
+struct PythonObjects {
+    std::map<std::string, py::Ref> set;  // Python-valued settings the file set
+    py::Ref values;                      // every setting: name -> value (a dict)
+};
 static std::map<int, PythonObjects> &python_objects() {
     static auto *loads = new std::map<int, PythonObjects>();
     return *loads;
 }
 
 static PyObject *find_python_object(const PythonObjects &objects, const std::string &name) {
-    auto it = objects.find(name);
-    return it == objects.end() ? nullptr : it->second.get();
+    auto it = objects.set.find(name);
+    return it == objects.set.end() ? nullptr : it->second.get();
 }
 
 const std::vector<std::string> &original_argv() { return g_argv; }
@@ -122,6 +124,11 @@ PyObject *python_setting(const std::string &name) {
 PyObject *python_setting(const Config &cfg, const std::string &name) {
     auto it = python_objects().find(cfg.python_load);
     return it == python_objects().end() ? nullptr : find_python_object(it->second, name);
+}
+
+PyObject *setting_values(const Config &cfg) {
+    auto it = python_objects().find(cfg.python_load);
+    return it == python_objects().end() ? nullptr : it->second.values.get();
 }
 
 void keep_python_settings(const Config &cfg) {
@@ -209,6 +216,19 @@ struct Loader {
             if (idx < table.size()) found.emplace_back(idx, py::Ref::borrow(value));
         }
         for (auto &f : found) set(f.first, from_py(f.second.get()));
+    }
+
+    // Every setting's value as gunicorn's Config holds it, as Python
+    // objects: what the hooks' cfg object shows.
+    py::Ref value_dict() const {
+        py::Ref d = py::Ref::steal(PyDict_New());
+        if (!d) throw ConfigError("cannot keep the settings' values: " + take_exception());
+        for (size_t k = 0; k < table.size(); ++k) {
+            py::Ref v = to_py(cur[k]);
+            if (!v || PyDict_SetItemString(d.get(), table[k].name, v.get()) < 0)
+                throw ConfigError(std::string("cannot keep the value of ") + table[k].name + ": " + take_exception());
+        }
+        return d;
     }
 
     Config load(const std::vector<std::string> &argv);
@@ -306,16 +326,17 @@ Config Loader::load(const std::vector<std::string> &argv) {
 
     // Resolve into Config; refuse what cannot work, warn about what is
     // ignored.
-    std::map<std::string, py::Ref> objects;
+    PythonObjects objects;
     for (size_t k = 0; k < table.size(); ++k) {
         const Setting &s = table[k];
         const V &v = cur[k];
         if (s.type == SettingType::PYTHON) {
             cfg.python_values[s.name] = v.obj != nullptr;
-            if (v.obj) objects[s.name] = py::Ref::borrow(v.obj->get());
+            if (v.obj) objects.set[s.name] = py::Ref::borrow(v.obj->get());
         }
         resolve(cfg, s, v, default_shown[k]);
     }
+    if (g_helpers) objects.values = value_dict();
     cfg.wsgi_app = app_uri;
     if (!given_config(cli) && !given_config(env)) cfg.config.clear();
 

@@ -352,6 +352,12 @@ py::Ref to_py(const V &v) {
     }
     case V::PYOBJ:
         if (v.obj) return py::Ref::borrow(v.obj->get());
+        // A value known by its text: one of gunicorn's defaults (a hook,
+        // a dict) or a tuple made by a validator.
+        if (g_helpers) {
+            py::Ref args = py::Ref::steal(Py_BuildValue("(s)", v.repr.c_str()));
+            return call_helper("builtin_value", args.get());
+        }
         return py::Ref::steal(PyUnicode_FromString(v.s.c_str()));
     }
     return {};

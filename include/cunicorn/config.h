@@ -217,6 +217,12 @@ PyObject *python_setting(const std::string &name);
 // The same, of the load that made cfg: a HUP reload's new configuration
 // brings its own objects while the running one keeps using its own.
 PyObject *python_setting(const Config &cfg, const std::string &name);
+// Every setting's value as gunicorn's Config holds it (validated; hooks
+// and dicts as the Python objects, gunicorn's no-op hooks for the
+// defaults), a dict by name, of the load that made cfg: what the cfg
+// object handed to hooks reads. Borrowed, as python_setting(); null
+// without the interpreter.
+PyObject *setting_values(const Config &cfg);
 // Drops the Python objects of every load but cfg's (a HUP reload was
 // confirmed, cfg is the new configuration; or it failed, cfg is the old
 // one). Needs the GIL.
