@@ -160,30 +160,33 @@ V v_post_request(const V &v) {
     return from_py(r.get());
 }
 
-V v_user(const V &v) {
-    if (v.kind == V::NONE) return V::integer(static_cast<long long>(geteuid()));
+// validate_user / validate_group: None is the effective id, a number is
+// the id itself, anything else a name to look up (-1: no such name).
+static V id_of(const V &v, long long effective, long long (*lookup)(const char *), const char *what) {
+    if (v.kind == V::NONE) return V::integer(effective);
     if (v.kind == V::INT || v.kind == V::BOOL) return V::integer(v.kind == V::INT ? v.i : v.b);
     if (v.kind != V::STR) throw Invalid{"'" + py_str(v) + "' object has no attribute 'isdigit'"};
     if (!v.s.empty() && v.s.find_first_not_of("0123456789") == std::string::npos) {
         IntParse p = py_int(v.s, 10);
         if (p.ok && !p.overflow) return V::integer(p.value);
     }
-    struct passwd *pw = getpwnam(v.s.c_str());
-    if (!pw) throw Invalid{"No such user: '" + v.s + "'"};
-    return V::integer(static_cast<long long>(pw->pw_uid));
+    long long id = lookup(v.s.c_str());
+    if (id < 0) throw Invalid{std::string("No such ") + what + ": '" + v.s + "'"};
+    return V::integer(id);
+}
+
+V v_user(const V &v) {
+    return id_of(v, static_cast<long long>(geteuid()), [](const char *name) {
+        struct passwd *pw = getpwnam(name);
+        return pw ? static_cast<long long>(pw->pw_uid) : -1LL;
+    }, "user");
 }
 
 V v_group(const V &v) {
-    if (v.kind == V::NONE) return V::integer(static_cast<long long>(getegid()));
-    if (v.kind == V::INT || v.kind == V::BOOL) return V::integer(v.kind == V::INT ? v.i : v.b);
-    if (v.kind != V::STR) throw Invalid{"'" + py_str(v) + "' object has no attribute 'isdigit'"};
-    if (!v.s.empty() && v.s.find_first_not_of("0123456789") == std::string::npos) {
-        IntParse p = py_int(v.s, 10);
-        if (p.ok && !p.overflow) return V::integer(p.value);
-    }
-    struct group *gr = getgrnam(v.s.c_str());
-    if (!gr) throw Invalid{"No such group: '" + v.s + "'"};
-    return V::integer(static_cast<long long>(gr->gr_gid));
+    return id_of(v, static_cast<long long>(getegid()), [](const char *name) {
+        struct group *gr = getgrnam(name);
+        return gr ? static_cast<long long>(gr->gr_gid) : -1LL;
+    }, "group");
 }
 
 V v_chdir(const V &v) {

@@ -50,10 +50,10 @@ struct ConfigFileError : ConfigError {
 // returns the exit status main should use (1, or 2 for a UsageError).
 int report_config_error(const ConfigError &e);
 
-// Resolved settings. Field names are gunicorn's setting names. Each value
-// is resolved once, at load, into the type its users need (addresses,
-// networks, enums, the HTTP parser's options), by the parser those users
-// own; nothing reads a setting's text after load_config.
+// Resolved settings. Field names are gunicorn's setting names. Values are
+// resolved at load into the types their users need (addresses, networks,
+// enums, the HTTP parser's options) by the parser those users own, so
+// that what load_config accepts is what the server uses.
 struct Config {
     // Config File
     std::string config;                 // -c as given ("" = default lookup)

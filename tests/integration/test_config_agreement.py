@@ -14,6 +14,7 @@ import unittest
 
 import server
 from server import build_request
+from test_sockets import ipv6_available
 
 APP = r'''
 import json
@@ -79,16 +80,6 @@ ALLOW_CASES = [
 ]
 
 DEADLINE = 30
-
-
-def ipv6_available():
-    try:
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        s.bind(('::1', 0))
-        s.close()
-        return True
-    except OSError:
-        return False
 
 
 def ask(family, address, raw):
