@@ -46,10 +46,12 @@ LIBS = $(PY_LIBS) -lpthread
 # Sources are listed, not globbed: bmake leaves $^ empty and has no wildcard.
 CORE_SRCS = src/http_parser.cpp src/http_writer.cpp src/log.cpp src/ev.cpp \
 	src/ev_epoll.cpp src/ev_kqueue.cpp src/sock.cpp src/config.cpp \
+	src/config_value.cpp src/config_validate.cpp src/settings.cpp src/cli.cpp \
 	src/pyembed.cpp src/wsgi.cpp src/hooks.cpp src/worker.cpp \
 	src/arbiter.cpp src/platform.cpp src/reloader.cpp src/tls.cpp
 CORE_OBJS = src/http_parser.o src/http_writer.o src/log.o src/ev.o \
 	src/ev_epoll.o src/ev_kqueue.o src/sock.o src/config.o \
+	src/config_value.o src/config_validate.o src/settings.o src/cli.o \
 	src/pyembed.o src/wsgi.o src/hooks.o src/worker.o \
 	src/arbiter.o src/platform.o src/reloader.o src/tls.o
 UNIT_SRCS = tests/unit/main.cpp tests/unit/test_http_parser.cpp \

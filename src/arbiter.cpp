@@ -163,14 +163,14 @@ void sd_notify(const std::string &msg) {
 // gunicorn does; unix sockets and fd:// stay with the master, since a
 // second bind of a path would steal it. Where the kernel would not spread
 // them (platform.h), the master's socket stays shared.
-bool per_worker_bind(const Config &cfg, const std::string &bind) {
-    return cfg.reuse_port && platform::REUSE_PORT_BALANCES && parse_address(bind).kind == Address::TCP;
+bool per_worker_bind(const Config &cfg, const Address &a) {
+    return cfg.reuse_port && platform::REUSE_PORT_BALANCES && a.kind == Address::TCP;
 }
 
-std::vector<std::string> master_binds(const Config &cfg) {
-    std::vector<std::string> out;
-    for (const std::string &b : cfg.bind)
-        if (!per_worker_bind(cfg, b)) out.push_back(b);
+std::vector<Address> master_binds(const Config &cfg) {
+    std::vector<Address> out;
+    for (const Address &a : cfg.address)
+        if (!per_worker_bind(cfg, a)) out.push_back(a);
     return out;
 }
 
@@ -288,9 +288,8 @@ void Arbiter::start() {
     setup_listeners();
     std::string urls;
     for (const Listener &l : listeners_) urls += (urls.empty() ? "" : ",") + l.url(cfg_.is_ssl());
-    for (const std::string &b : cfg_.bind)
-        if (per_worker_bind(cfg_, b)) {
-            Address a = parse_address(b);
+    for (const Address &a : cfg_.address)
+        if (per_worker_bind(cfg_, a)) {
             std::string host = a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
             urls += (urls.empty() ? "" : ",") + ((cfg_.is_ssl() ? "https://" : "http://") + host + ":" + std::to_string(a.port));
         }
@@ -392,9 +391,9 @@ bool Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners, 
         info.heartbeat_fd = slot.tmp_fd;
         info.status = slot.status;
         std::vector<Listener> own = listeners;
-        std::vector<std::string> worker_binds;
-        for (const std::string &b : cfg.bind)
-            if (per_worker_bind(cfg, b)) worker_binds.push_back(b);
+        std::vector<Address> worker_binds;
+        for (const Address &a : cfg.address)
+            if (per_worker_bind(cfg, a)) worker_binds.push_back(a);
         if (!worker_binds.empty()) {
             BindOptions bo;
             bo.backlog = cfg.backlog;
@@ -674,7 +673,7 @@ void Arbiter::reload() {
     }
     if (next.spew) wsgi::spew();  // as gunicorn's BaseApplication.reload
     try {
-        log::configure(next.errorlog, log::parse_level(next.loglevel), next.accesslog, next.access_log_format);
+        log::configure(next.errorlog, next.loglevel, next.accesslog, next.access_log_format);
     } catch (const std::exception &e) {
         LOG_ERROR("Reload failed, keeping the running configuration: %s", e.what());
         sd_notify("READY=1");
@@ -687,10 +686,10 @@ void Arbiter::reload() {
             bo.backlog = next.backlog;
             bo.reuse_port = next.reuse_port;
             bo.umask = next.umask;
-            next_listeners_ = create_listeners(next.bind, bo);
+            next_listeners_ = create_listeners(next.address, bo);
         } catch (const std::exception &e) {
             LOG_ERROR("Reload failed, keeping the running configuration: %s", e.what());
-            log::configure(cfg_.errorlog, log::parse_level(cfg_.loglevel), cfg_.accesslog, cfg_.access_log_format);
+            log::configure(cfg_.errorlog, cfg_.loglevel, cfg_.accesslog, cfg_.access_log_format);
             sd_notify("READY=1");
             return;
         }
@@ -732,7 +731,7 @@ void Arbiter::check_reload() {
         kill_generation(generation_ + 1, SIGKILL);
         if (listeners_changed_) close_listeners(next_listeners_, true);
         try {
-            log::configure(cfg_.errorlog, log::parse_level(cfg_.loglevel), cfg_.accesslog, cfg_.access_log_format);
+            log::configure(cfg_.errorlog, cfg_.loglevel, cfg_.accesslog, cfg_.access_log_format);
         } catch (const std::exception &) {
         }
         keep_python_settings(cfg_);  // the new configuration's hooks go with it

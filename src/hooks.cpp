@@ -59,8 +59,7 @@ bool g_failed = false;
 
 // The Config the cfg object was built from.
 const Config *g_cfg_src = nullptr;
-std::map<std::string, std::string> *g_cfg_rendered = nullptr;
-int g_cfg_load = 0;  // its python_load: a reload's same settings come with new hooks
+int g_cfg_load = 0;  // its python_load: a reload brings new values
 // Master: Worker objects by age. A worker inherits the map at fork.
 std::map<int, PyObject *> *g_by_age = nullptr;
 int *g_num_workers = nullptr;
@@ -253,59 +252,34 @@ bool ensure_ns() {
 // cfg, listeners, app
 // ---------------------------------------------------------------------
 
-const char *kind_name(SettingType t) {
-    switch (t) {
-    case SettingType::INT: return "int";
-    case SettingType::BOOL: return "bool";
-    case SettingType::LIST: return "list";
-    case SettingType::PYTHON: return "python";
-    case SettingType::STRING:
-    case SettingType::CHOICE: break;
-    }
-    return "str";
-}
-
+// gunicorn's cfg.address: (host, port) tuples, unix paths, fds.
 PyObject *address_list(const Config &cfg) {
     Ref list = Ref::steal(PyList_New(0));
     if (!list) return nullptr;
-    for (const std::string &b : cfg.bind) {
+    for (const Address &a : cfg.address) {
         Ref item;
-        try {
-            Address a = parse_address(b);
-            if (a.kind == Address::TCP)
-                item = Ref::steal(Py_BuildValue("(Ni)", str(a.host), a.port));
-            else if (a.kind == Address::UNIX)
-                item = Ref::steal(str(a.host));
-            else
-                item = Ref::steal(PyLong_FromLong(a.fd));
-        } catch (const std::exception &) {
-            item = Ref::steal(str(b));
-        }
+        if (a.kind == Address::TCP)
+            item = Ref::steal(Py_BuildValue("(Ni)", str(a.host), a.port));
+        else if (a.kind == Address::UNIX)
+            item = Ref::steal(str(a.host));
+        else
+            item = Ref::steal(PyLong_FromLong(a.fd));
         if (!item || PyList_Append(list.get(), item.get()) < 0) return nullptr;
     }
     return list.release();
 }
 
-// A Config object for cfg, rebuilt only when the settings changed (HUP).
+// A Config object for cfg, rebuilt when cfg is another load's (HUP): its
+// settings are the values the loader holds (setting_values), the objects
+// themselves, not renderings of them.
 PyObject *cfg_object(const Config &cfg) {
-    if (O.cfg && g_cfg_src == &cfg && g_cfg_load == cfg.python_load && g_cfg_rendered &&
-        *g_cfg_rendered == cfg.rendered)
-        return O.cfg;
+    if (O.cfg && g_cfg_src == &cfg && g_cfg_load == cfg.python_load) return O.cfg;
+    PyObject *values = setting_values(cfg);  // borrowed
     Ref rows = Ref::steal(PyList_New(0));
     if (!rows) return nullptr;
     for (const Setting &s : settings_table()) {
-        auto it = cfg.rendered.find(s.name);
-        std::string text = it == cfg.rendered.end() ? "None" : it->second;
-        Ref obj;
-        if (std::string_view(s.name) == "user")
-            obj = Ref::steal(PyLong_FromLong(cfg.uid));  // gunicorn's validator turns it into the uid
-        else if (std::string_view(s.name) == "group")
-            obj = Ref::steal(PyLong_FromLong(cfg.gid));
-        else if (PyObject *p = python_setting(cfg, s.name))
-            obj = Ref::borrow(p);
-        Ref row = Ref::steal(Py_BuildValue("(ssNNO)", s.name, s.section, PyUnicode_FromString(kind_name(s.type)),
-                                           PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size())),
-                                           obj ? obj.get() : Py_None));
+        PyObject *value = values ? PyDict_GetItemString(values, s.name) : nullptr;  // borrowed
+        Ref row = Ref::steal(Py_BuildValue("(ssO)", s.name, s.section, value ? value : Py_None));
         if (!row || PyList_Append(rows.get(), row.get()) < 0) return nullptr;
     }
     // The properties of gunicorn's Config that hooks read.
@@ -319,11 +293,6 @@ PyObject *cfg_object(const Config &cfg) {
         Ref v = Ref::steal(str(std::string_view(kv).substr(eq + 1)));
         if (k && v) PyDict_SetItem(env.get(), k.get(), v.get());
     }
-    auto rendered = [&](const char *name) {
-        auto it = cfg.rendered.find(name);
-        return it == cfg.rendered.end() ? std::string("None") : it->second;
-    };
-    bool is_ssl = rendered("certfile") != "None" || rendered("keyfile") != "None";
     struct {
         const char *name;
         PyObject *value;
@@ -335,7 +304,7 @@ PyObject *cfg_object(const Config &cfg) {
         {"worker_class", str(cfg.worker_class)},
         {"address", address_list(cfg)},
         {"env", new_ref(env.get())},
-        {"is_ssl", PyBool_FromLong(is_ssl)},
+        {"is_ssl", PyBool_FromLong(cfg.is_ssl())},
         {"ssl_options", PyDict_New()},
         {"sendfile", PyBool_FromLong(cfg.sendfile)},
     };
@@ -350,8 +319,6 @@ PyObject *cfg_object(const Config &cfg) {
     Py_XSETREF(O.cfg, obj.release());
     g_cfg_src = &cfg;
     g_cfg_load = cfg.python_load;
-    if (!g_cfg_rendered) g_cfg_rendered = new std::map<std::string, std::string>();
-    *g_cfg_rendered = cfg.rendered;
     if (O.app) set_attr(O.app, "cfg", new_ref(O.cfg));
     return O.cfg;
 }

@@ -129,7 +129,7 @@ int main(int argc, char **argv) {
     bool check_only = cfg.check_config || cfg.print_config;
     if (!check_only) {
         try {
-            log::configure(cfg.errorlog, log::parse_level(cfg.loglevel), cfg.accesslog, cfg.access_log_format);
+            log::configure(cfg.errorlog, cfg.loglevel, cfg.accesslog, cfg.access_log_format);
         } catch (const std::exception &e) {
             // log.cpp words it as gunicorn's glogging does, "Error: " included.
             const char *what = e.what();

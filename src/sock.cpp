@@ -16,6 +16,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <stdexcept>
 
@@ -28,59 +29,172 @@ static bool all_digits(const std::string &s) {
     return true;
 }
 
-static int parse_port(const std::string &text, const std::string &whole) {
-    if (!all_digits(text) || text.size() > 5 || std::stoi(text) > 65535)
-        throw std::invalid_argument("'" + text + "' is not a valid port number in '" + whole + "'");
-    return std::stoi(text);
+static bool starts_with(const std::string &s, const char *prefix) { return s.rfind(prefix, 0) == 0; }
+
+// Python's repr() of the text, as gunicorn's messages quote it.
+static std::string quoted_text(const std::string &s) {
+    char q = s.find('\'') != std::string::npos && s.find('"') == std::string::npos ? '"' : '\'';
+    return q + s + q;
 }
 
-Address parse_address(const std::string &value) {
+// Decimal digits only, at most `max`. Gunicorn's int() also takes " 80",
+// "+80" and "8_0"; those are refused here rather than guessed at.
+static bool decimal(const std::string &text, long long max, long long &out) {
+    if (!all_digits(text) || text.size() > 10) return false;
+    out = std::stoll(text);
+    return out <= max;
+}
+
+// util.parse_address, with the cases where Gunicorn is wrong refused
+// instead of bound somewhere unexpected or failing later:
+//  - "unix:" with an empty path (gunicorn fails at bind), or a path too
+//    long for sun_path. The path is everything after "unix:" or
+//    "unix://": gunicorn's re.split keeps only the text after the last
+//    "unix:" in it ("unix:/a/unix:b" would bind "b").
+//  - fd://N beyond INT_MAX (gunicorn's OverflowError at socket.fromfd).
+//  - "a:80:x": gunicorn's split(':')[:2] drops ":x" and binds a:80. More
+//    than one colon outside brackets is an IPv6 address written without
+//    them (gunicorn then fails on the port): refused, saying so.
+//  - "[::1]x": gunicorn ignores what follows "]" unless it is ":PORT".
+//  - ports outside 0-65535 (gunicorn's OverflowError at bind).
+//  - a host of digits alone ("-b 8000"): getaddrinfo reads it as an IPv4
+//    address (0.0.31.64) that is not local, and the bind fails.
+Address parse_address(const std::string &value, int default_port) {
     Address a;
-    std::string v = value;
-    if (v.rfind("unix://", 0) == 0 || v.rfind("unix:", 0) == 0) {
+    a.port = default_port;
+    if (starts_with(value, "unix:")) {
         a.kind = Address::UNIX;
-        a.host = v.substr(v.rfind("unix://", 0) == 0 ? 7 : 5);
-        if (a.host.empty()) throw std::invalid_argument("empty unix socket path in '" + value + "'");
+        a.host = value.substr(starts_with(value, "unix://") ? 7 : 5);
+        if (a.host.empty()) throw std::invalid_argument("the unix socket path is empty");
         if (a.host.size() >= sizeof(sockaddr_un::sun_path))
-            throw std::invalid_argument("unix socket path too long in '" + value + "'");
+            throw std::invalid_argument("the unix socket path is longer than " +
+                                        std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
+        if (a.host.find('\0') != std::string::npos)
+            throw std::invalid_argument("the unix socket path contains a NUL byte");
         return a;
     }
-    if (v.rfind("fd://", 0) == 0) {
+    if (starts_with(value, "fd://")) {
         a.kind = Address::FD;
-        std::string n = v.substr(5);
-        if (!all_digits(n) || n.size() > 9) throw std::invalid_argument("'" + n + "' is not a valid file descriptor in '" + value + "'");
-        a.fd = std::stoi(n);
+        std::string n = value.substr(5);
+        long long fd;
+        if (!decimal(n, INT_MAX, fd)) throw std::invalid_argument(quoted_text(n) + " is not a valid file descriptor.");
+        a.fd = static_cast<int>(fd);
         return a;
     }
-    if (v.rfind("tcp://", 0) == 0) v = v.substr(6);
+    std::string v = starts_with(value, "tcp://") ? value.substr(6) : value;
     a.kind = Address::TCP;
-    if (v.empty()) {
-        a.host = "0.0.0.0";
-        return a;
-    }
-    if (v[0] == '[') {
+    std::string port;
+    bool has_port = false;
+    if (v.find('[') != std::string::npos && v.find(']') != std::string::npos) {
         size_t close = v.find(']');
-        if (close == std::string::npos) throw std::invalid_argument("missing ']' in '" + value + "'");
+        if (v[0] != '[' || close < 1) throw std::invalid_argument("an IPv6 address is written [ADDRESS]:PORT");
         a.host = v.substr(1, close - 1);
         std::string rest = v.substr(close + 1);
+        if (a.host.empty()) throw std::invalid_argument("the address in brackets is empty");
         if (!rest.empty()) {
-            if (rest[0] != ':') throw std::invalid_argument("unexpected text after ']' in '" + value + "'");
-            a.port = parse_port(rest.substr(1), value);
+            if (rest[0] != ':') throw std::invalid_argument("unexpected " + quoted_text(rest) + " after ']'");
+            port = rest.substr(1);
+            has_port = true;
         }
+    } else if (v.find(':') != std::string::npos) {
+        size_t colon = v.find(':');
+        if (v.find(':', colon + 1) != std::string::npos)
+            throw std::invalid_argument("more than one ':'; an IPv6 address is written [ADDRESS]:PORT");
+        a.host = v.substr(0, colon);
+        port = v.substr(colon + 1);
+        has_port = true;
     } else {
-        size_t colon = v.rfind(':');
-        if (colon != std::string::npos && v.find(':') == colon) {
-            a.host = v.substr(0, colon);
-            a.port = parse_port(v.substr(colon + 1), value);
-        } else if (colon != std::string::npos) {
-            a.host = v;  // a bare IPv6 literal
-        } else {
-            a.host = v;
-        }
-        if (a.host.empty()) a.host = "0.0.0.0";
+        a.host = v;
     }
+    if (has_port) {
+        long long p;
+        if (!decimal(port, 65535, p)) throw std::invalid_argument(quoted_text(port) + " is not a valid port number.");
+        a.port = static_cast<int>(p);
+    }
+    // ":8000" and "" listen on every IPv4 interface, as Python's bind("").
+    if (a.host.empty()) a.host = "0.0.0.0";
+    if (all_digits(a.host))
+        throw std::invalid_argument(quoted_text(a.host) + " is not a host (a port alone is written :" + a.host + ")");
     for (char &c : a.host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return a;
+}
+
+// The test adopt_listener makes of an inherited descriptor.
+static bool is_socket(int fd, std::string &why) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) == 0) return true;
+    why = std::strerror(errno);
+    return false;
+}
+
+void check_address(const Address &a) {
+    std::string why;
+    if (a.kind == Address::FD) {
+        if (!is_socket(a.fd, why))
+            throw std::invalid_argument("file descriptor " + std::to_string(a.fd) + " is not an open socket: " + why);
+        return;
+    }
+    if (a.kind != Address::UNIX) return;
+    // bind_unix below: an old socket is replaced, any other file stays.
+    struct stat st;
+    if (lstat(a.host.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
+        throw std::invalid_argument(quoted_text(a.host) + " exists and is not a socket");
+    size_t slash = a.host.find_last_of('/');
+    if (slash == std::string::npos) return;  // the working directory
+    std::string dir = slash == 0 ? "/" : a.host.substr(0, slash);
+    if (stat(dir.c_str(), &st) != 0)
+        throw std::invalid_argument("directory " + quoted_text(dir) + ": " + std::strerror(errno));
+    if (!S_ISDIR(st.st_mode)) throw std::invalid_argument(quoted_text(dir) + " is not a directory");
+}
+
+// The address in 16 bytes, an IPv4 one v4-mapped; returns its length in
+// bits (32 or 128), 0 when the text is not an address.
+static int to_v6(const std::string &text, unsigned char out[16]) {
+    in_addr a4;
+    if (inet_pton(AF_INET, text.c_str(), &a4) == 1) {
+        static const unsigned char prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        std::memcpy(out, prefix, 12);
+        std::memcpy(out + 12, &a4, 4);
+        return 32;
+    }
+    return inet_pton(AF_INET6, text.c_str(), out) == 1 ? 128 : 0;
+}
+
+// Host bits under the prefix are masked ("10.0.0.1/8" is 10.0.0.0/8),
+// where gunicorn's ipaddress.ip_network refuses them.
+IpAllowList IpAllowList::parse(const std::vector<std::string> &items) {
+    IpAllowList list;
+    list.items_ = items;
+    for (const std::string &item : items) {
+        if (item == "*") {
+            list.all_ = true;
+            continue;
+        }
+        size_t slash = item.find('/');
+        Net n;
+        int max_bits = to_v6(item.substr(0, slash), n.addr);
+        long long bits = max_bits;
+        if (!max_bits || (slash != std::string::npos && (item.size() - slash - 1 > 3 ||
+                                                          !decimal(item.substr(slash + 1), max_bits, bits))))
+            throw std::invalid_argument(quoted_text(item) + " does not appear to be an IPv4 or IPv6 address or network");
+        n.bits = static_cast<int>(bits) + (128 - max_bits);
+        list.nets_.push_back(n);
+    }
+    return list;
+}
+
+bool IpAllowList::contains(const char *ip) const {
+    if (all_) return true;
+    unsigned char a[16];
+    if (!to_v6(ip, a)) return false;
+    for (const Net &n : nets_) {
+        int full = n.bits / 8, rest = n.bits % 8;
+        if (std::memcmp(a, n.addr, static_cast<size_t>(full)) != 0) continue;
+        if (rest && ((a[full] ^ n.addr[full]) & (0xff << (8 - rest)))) continue;
+        return true;
+    }
+    return false;
 }
 
 std::string Listener::url(bool tls) const {
@@ -189,11 +303,10 @@ static int bind_unix(const Address &a, const BindOptions &opt) {
     return fd;
 }
 
-std::vector<Listener> create_listeners(const std::vector<std::string> &binds, const BindOptions &opt) {
+std::vector<Listener> create_listeners(const std::vector<Address> &addresses, const BindOptions &opt) {
     std::vector<Listener> out;
     try {
-        for (const std::string &b : binds) {
-            Address a = parse_address(b);
+        for (const Address &a : addresses) {
             Listener l;
             if (a.kind == Address::FD) {
                 out.push_back(adopt_listener(a.fd));
@@ -223,10 +336,8 @@ std::vector<Listener> create_listeners(const std::vector<std::string> &binds, co
 }
 
 Listener adopt_listener(int fd) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) < 0)
-        throw std::runtime_error("fd://" + std::to_string(fd) + " is not a socket: " + std::strerror(errno));
+    std::string why;
+    if (!is_socket(fd, why)) throw std::runtime_error("fd://" + std::to_string(fd) + " is not a socket: " + why);
     Listener l;
     l.fd = fd;
     set_flags(l.fd);

@@ -106,60 +106,6 @@ struct InBuf {
 
 enum class Phase : uint8_t { READING, DRAINING, LINGERING };
 
-// forwarded_allow_ips / proxy_allow_ips: addresses and CIDR networks, IPv4
-// and IPv6 (an IPv4 peer also matches its v4-mapped IPv6 form), or "*".
-class IpAllowList {
-public:
-    void parse(const std::vector<std::string> &items) {
-        for (const std::string &item : items) {
-            if (item == "*") {
-                all_ = true;
-                continue;
-            }
-            size_t slash = item.find('/');
-            std::string addr = item.substr(0, slash);
-            Net n;
-            int max_bits = to_v6(addr, n.addr);
-            if (!max_bits) continue;  // validated at config time
-            int bits = slash == std::string::npos ? max_bits : std::atoi(item.c_str() + slash + 1);
-            if (bits < 0 || bits > max_bits) continue;
-            n.bits = bits + (128 - max_bits);
-            nets_.push_back(n);
-        }
-    }
-    bool contains(const char *ip) const {
-        if (all_) return true;
-        unsigned char a[16];
-        if (!to_v6(ip, a)) return false;
-        for (const Net &n : nets_) {
-            int full = n.bits / 8, rest = n.bits % 8;
-            if (std::memcmp(a, n.addr, static_cast<size_t>(full)) != 0) continue;
-            if (rest && ((a[full] ^ n.addr[full]) & (0xff << (8 - rest)))) continue;
-            return true;
-        }
-        return false;
-    }
-
-private:
-    struct Net {
-        unsigned char addr[16];
-        int bits;
-    };
-    // Returns the address length in bits (32 or 128), 0 when not an IP.
-    static int to_v6(const std::string &text, unsigned char out[16]) {
-        in_addr a4;
-        if (inet_pton(AF_INET, text.c_str(), &a4) == 1) {
-            static const unsigned char prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-            std::memcpy(out, prefix, 12);
-            std::memcpy(out + 12, &a4, 4);
-            return 32;
-        }
-        return inet_pton(AF_INET6, text.c_str(), out) == 1 ? 128 : 0;
-    }
-    std::vector<Net> nets_;
-    bool all_ = false;
-};
-
 struct Worker;
 
 struct Conn {
@@ -1253,21 +1199,7 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
     w.cfg = &cfg;
     w.listeners = &listeners;
     w.info = info;
-    w.opts = http::Options::from_settings(cfg.limit_request_line, cfg.limit_request_fields,
-                                          cfg.limit_request_field_size);
-    w.opts.permit_obsolete_folding = cfg.permit_obsolete_folding;
-    w.opts.strip_header_spaces = cfg.strip_header_spaces;
-    w.opts.permit_unconventional_http_method = cfg.permit_unconventional_http_method;
-    w.opts.permit_unconventional_http_version = cfg.permit_unconventional_http_version;
-    w.opts.casefold_http_method = cfg.casefold_http_method;
-    w.opts.permit_missing_host = cfg.permit_missing_host;
-    w.opts.header_map = cfg.header_map == "refuse"      ? http::HeaderMap::REFUSE
-                        : cfg.header_map == "dangerous" ? http::HeaderMap::DANGEROUS
-                                                        : http::HeaderMap::DROP;
-    w.opts.forwarder_headers = cfg.forwarder_headers;
-    w.opts.secure_scheme_headers = cfg.secure_scheme_headers;
-    w.opts.limit_request_header_size = static_cast<size_t>(cfg.limit_request_header_size);
-    w.opts.limit_request_body = static_cast<uint64_t>(cfg.limit_request_body);
+    w.opts = cfg.http;
     w.keepalive_ms = cfg.keepalive * 1000;
     w.io_timeout_ms = (cfg.timeout > 0 ? cfg.timeout : 30) * 1000;
     if (cfg.max_requests > 0) {
@@ -1275,12 +1207,9 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
         std::uniform_int_distribution<int> jitter(0, cfg.max_requests_jitter);
         w.max_requests = static_cast<uint64_t>(cfg.max_requests) + static_cast<uint64_t>(jitter(rng));
     }
-    w.forwarded_allow.parse(cfg.forwarded_allow_ips);
-    w.proxy_allow.parse(cfg.proxy_allow_ips);
-    w.proxy_mode = cfg.proxy_protocol == "v1"     ? http::ProxyProtocol::V1
-                   : cfg.proxy_protocol == "v2"   ? http::ProxyProtocol::V2
-                   : cfg.proxy_protocol == "auto" ? http::ProxyProtocol::AUTO
-                                                  : http::ProxyProtocol::OFF;
+    w.forwarded_allow = cfg.forwarded_allow_ips;
+    w.proxy_allow = cfg.proxy_allow_ips;
+    w.proxy_mode = cfg.proxy_protocol;
     install_signals();
     hooks::WorkerProcess hw;
     hw.cfg = &cfg;

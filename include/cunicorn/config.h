@@ -5,6 +5,10 @@
 #ifndef CUNICORN_CONFIG_H
 #define CUNICORN_CONFIG_H
 
+#include "cunicorn/http_parser.h"
+#include "cunicorn/log.h"
+#include "cunicorn/sock.h"
+
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -46,14 +50,18 @@ struct ConfigFileError : ConfigError {
 // returns the exit status main should use (1, or 2 for a UsageError).
 int report_config_error(const ConfigError &e);
 
-// Resolved settings. Field names are gunicorn's setting names.
+// Resolved settings. Field names are gunicorn's setting names. Values are
+// resolved at load into the types their users need (addresses, networks,
+// enums, the HTTP parser's options) by the parser those users own, so
+// that what load_config accepts is what the server uses.
 struct Config {
     // Config File
     std::string config;                 // -c as given ("" = default lookup)
     std::string wsgi_app;               // positional APP_MODULE, else wsgi_app
 
     // Server Socket
-    std::vector<std::string> bind{"127.0.0.1:8000"};
+    std::vector<std::string> bind{"127.0.0.1:8000"};  // as given
+    std::vector<Address> address{parse_address("127.0.0.1:8000")};  // bind, parsed (gunicorn's cfg.address)
     int backlog = 2048;
 
     // Worker Processes
@@ -67,13 +75,18 @@ struct Config {
     int graceful_timeout = 30;
     int keepalive = 2;
 
-    // Security (raw values as given; http::Options::from_settings clamps)
+    // Security (raw values as given; http::Options::from_settings clamps
+    // them into `http` below)
     long long limit_request_line = 4094;
     long long limit_request_fields = 100;
     long long limit_request_field_size = 8190;
     // cunicorn's own, 0 = none (see http::Options)
     long long limit_request_header_size = 0;
     long long limit_request_body = 0;
+    // The HTTP parser's options: the limits above, clamped, and the
+    // permit_*, strip_header_spaces, casefold_http_method, header_map,
+    // forwarder_headers and secure_scheme_headers settings.
+    http::Options http;
 
     // Debugging
     bool reload = false;
@@ -112,21 +125,9 @@ struct Config {
     // virtualenv_restart is set and main re-executes cunicorn.
     std::string virtualenv;
     bool virtualenv_restart = false;    // differs from py::virtualenv()
-    std::vector<std::string> forwarded_allow_ips{"127.0.0.1", "::1"};
-    // Header (upper-case name) -> value meaning https (a Python dict in
-    // the config file; gunicorn's default below).
-    std::vector<std::pair<std::string, std::string>> secure_scheme_headers{
-        {"X-FORWARDED-PROTOCOL", "ssl"}, {"X-FORWARDED-PROTO", "https"}, {"X-FORWARDED-SSL", "on"}};
-    bool permit_obsolete_folding = false;
-    bool strip_header_spaces = false;
-    bool permit_unconventional_http_method = false;
-    bool permit_unconventional_http_version = false;
-    bool casefold_http_method = false;
-    bool permit_missing_host = false;     // cunicorn's own (RFC 9112 3.2)
-    std::string header_map = "drop";
-    std::vector<std::string> forwarder_headers{"SCRIPT_NAME", "PATH_INFO"};
-    std::string proxy_protocol = "off";   // off, v1, v2 or auto
-    std::vector<std::string> proxy_allow_ips{"127.0.0.1", "::1"};
+    IpAllowList forwarded_allow_ips = IpAllowList::parse({"127.0.0.1", "::1"});
+    http::ProxyProtocol proxy_protocol = http::ProxyProtocol::OFF;
+    IpAllowList proxy_allow_ips = IpAllowList::parse({"127.0.0.1", "::1"});
 
     // SSL (TLS is on when certfile or keyfile is set, as gunicorn's is_ssl)
     std::string keyfile, certfile, ca_certs, ciphers;  // "" = None
@@ -142,7 +143,7 @@ struct Config {
     std::string access_log_format =
         "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\"";
     std::string errorlog = "-";         // "" only if the file set it to None
-    std::string loglevel = "info";      // lower-cased; unknown names became "info"
+    log::Level loglevel = log::Level::INFO;  // unknown names became INFO
     bool capture_output = false;
 
     // Process Naming
@@ -216,6 +217,12 @@ PyObject *python_setting(const std::string &name);
 // The same, of the load that made cfg: a HUP reload's new configuration
 // brings its own objects while the running one keeps using its own.
 PyObject *python_setting(const Config &cfg, const std::string &name);
+// Every setting's value as gunicorn's Config holds it (validated; hooks
+// and dicts as the Python objects, gunicorn's no-op hooks for the
+// defaults), a dict by name, of the load that made cfg: what the cfg
+// object handed to hooks reads. Borrowed, as python_setting(); null
+// without the interpreter.
+PyObject *setting_values(const Config &cfg);
 // Drops the Python objects of every load but cfg's (a HUP reload was
 // confirmed, cfg is the new configuration; or it failed, cfg is the old
 // one). Needs the GIL.

@@ -15,9 +15,40 @@ struct Address {
     int fd = -1;        // FD only
 };
 
-// Parses one bind value; throws std::invalid_argument with a readable
-// reason on a bad value.
-Address parse_address(const std::string &value);
+// util.parse_address: the one parser of bind values (and of statsd_host,
+// with its default port), used by the configuration loader, which keeps
+// the result. Throws std::invalid_argument with gunicorn's reason ("'x' is
+// not a valid port number.") on a bad value, including the forms gunicorn
+// takes and then fails to bind or silently cuts short (see sock.cpp).
+Address parse_address(const std::string &value, int default_port = 8000);
+
+// What can be known of an address before binding it, so that
+// --check-config finds it: an fd:// names an open socket; a unix socket's
+// directory exists and its path is free or an old socket. Throws
+// std::invalid_argument with the reason.
+void check_address(const Address &a);
+
+// forwarded_allow_ips, proxy_allow_ips: addresses and CIDR networks, IPv4
+// and IPv6 (an IPv4 peer also matches its v4-mapped IPv6 form), or "*".
+class IpAllowList {
+public:
+    // The one parser of these lists (the loader's, whose result the
+    // workers use). Throws std::invalid_argument naming the first item that
+    // is neither "*" nor an address or network.
+    static IpAllowList parse(const std::vector<std::string> &items);
+    bool contains(const char *ip) const;
+    // The items as given, for display.
+    const std::vector<std::string> &items() const { return items_; }
+
+private:
+    struct Net {
+        unsigned char addr[16];
+        int bits;
+    };
+    std::vector<Net> nets_;
+    std::vector<std::string> items_;
+    bool all_ = false;
+};
 
 struct Listener {
     int fd = -1;
@@ -39,7 +70,7 @@ struct BindOptions {
 // close-on-exec), retrying a busy address 5 times a second apart as
 // gunicorn's create_sockets does. Throws std::runtime_error naming the
 // address on failure.
-std::vector<Listener> create_listeners(const std::vector<std::string> &binds, const BindOptions &opt);
+std::vector<Listener> create_listeners(const std::vector<Address> &addresses, const BindOptions &opt);
 void close_listeners(std::vector<Listener> &listeners, bool unlink_unix);
 
 // Wraps an already listening descriptor (fd://N, GUNICORN_FD after a USR2

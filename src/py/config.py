@@ -5,6 +5,7 @@ PasteDeploy check for a logging section.
 src/config.cpp runs this once per load, in a module of its own, and calls
 these functions from its settings table.
 """
+import ast
 import importlib.machinery
 import importlib.util
 import inspect
@@ -118,3 +119,19 @@ def add_path(path):
     # Application.chdir
     if path not in sys.path:
         sys.path.insert(0, path)
+
+
+def builtin_value(text):
+    # A value src/config.cpp knows by its repr: gunicorn's no-op default
+    # hooks ("<function OnStarting.on_starting>"), its default dicts, the
+    # tuples of validate_statsd_address.
+    if text.startswith("<function ") and text.endswith(">"):
+        qualname = text[len("<function "):-1]
+
+        def hook(*args, **kwargs):
+            return None
+
+        hook.__qualname__ = qualname
+        hook.__name__ = qualname.rsplit(".", 1)[-1]
+        return hook
+    return ast.literal_eval(text)

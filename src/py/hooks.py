@@ -5,7 +5,7 @@ the arbiter's and the worker's state; _cunicorn_hooks is the C++ side.
 Attribute names are gunicorn's; the classes keep only what config files
 use in practice.
 """
-import ast as _ast, os as _os, sys as _sys, traceback as _traceback
+import os as _os, sys as _sys, traceback as _traceback
 
 from _cunicorn_hooks import _heartbeat, _num_workers_changed, _reopen, _write, _wsgi
 
@@ -97,38 +97,14 @@ class Setting:
         return "<Setting %s=%r>" % (self.name, self.value)
 
 
-def _noop(*args, **kwargs):
-    return None
-
-
-def _value(kind, text, obj):
-    if obj is not None:
-        return obj
-    if text == "None":
-        return None
-    if kind == "int":
-        try:
-            return int(text)
-        except ValueError:
-            return text
-    if kind == "bool":
-        return {"True": True, "False": False}.get(text, text)
-    if kind in ("list", "python"):
-        try:
-            return _ast.literal_eval(text)
-        except Exception:
-            if kind == "python" and text.startswith("<") and text.endswith("()>"):
-                return _noop
-    return text
-
-
 class Config:
     """gunicorn's Config, read-only: cfg.<setting>, cfg.settings[name].value."""
 
     def __init__(self, rows, derived):
+        # rows: (name, section, value), the values the loader holds.
         settings = {}
-        for name, section, kind, text, obj in rows:
-            settings[name] = Setting(name, section, _value(kind, text, obj))
+        for name, section, value in rows:
+            settings[name] = Setting(name, section, value)
         object.__setattr__(self, "settings", settings)
         for name, value in derived.items():
             object.__setattr__(self, name, value)

@@ -7,6 +7,7 @@
 #include "cunicorn/config.h"
 #include "cunicorn/pyembed.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@ using cunicorn::Config;
 using cunicorn::ConfigError;
 using cunicorn::ConfigFileError;
 using cunicorn::UsageError;
+namespace http = cunicorn::http;
 
 namespace {
 
@@ -253,21 +255,21 @@ TEST(config_defaults) {
     char real_chdir[PATH_MAX], real_cwd[PATH_MAX];  // chdir may be $PWD, a symlinked spelling
     CHECK(realpath(c.chdir.c_str(), real_chdir) && realpath(f.dir.c_str(), real_cwd));
     CHECK_EQ(std::string(real_chdir), std::string(real_cwd));
-    CHECK_EQ(joined(c.forwarded_allow_ips), "127.0.0.1|::1");
-    CHECK_EQ(joined(c.proxy_allow_ips), "127.0.0.1|::1");
-    CHECK_EQ(joined(c.forwarder_headers), "SCRIPT_NAME|PATH_INFO");
-    CHECK_EQ(c.proxy_protocol, "off");
-    CHECK_EQ(c.header_map, "drop");
+    CHECK_EQ(joined(c.forwarded_allow_ips.items()), "127.0.0.1|::1");
+    CHECK_EQ(joined(c.proxy_allow_ips.items()), "127.0.0.1|::1");
+    CHECK_EQ(joined(c.http.forwarder_headers), "SCRIPT_NAME|PATH_INFO");
+    CHECK(c.proxy_protocol == http::ProxyProtocol::OFF);
+    CHECK(c.http.header_map == http::HeaderMap::DROP);
     CHECK_EQ(c.errorlog, "-");
     CHECK_EQ(c.accesslog, "");
-    CHECK_EQ(c.loglevel, "info");
+    CHECK(c.loglevel == cunicorn::log::Level::INFO);
     CHECK_EQ(c.default_proc_name, "app:app");
     CHECK_EQ(c.name(), "app:app");
     CHECK_EQ(c.uid, static_cast<long>(geteuid()));
     CHECK_EQ(c.user, "");
     CHECK_EQ(c.config, "");
     CHECK_EQ(c.config_file, "");
-    CHECK_EQ(c.secure_scheme_headers.size(), 3u);
+    CHECK_EQ(c.http.secure_scheme_headers.size(), 3u);
     CHECK(c.warnings.empty());
     CHECK_EQ(c.python_values.count("post_fork"), 1u);
     CHECK(!c.python_values["post_fork"]);
@@ -282,7 +284,7 @@ TEST(config_defaults_from_environment) {
     Config c = load({"app:app"});
     CHECK_EQ(joined(c.bind), "0.0.0.0:9999");
     CHECK_EQ(c.workers, 3);
-    CHECK_EQ(joined(c.forwarded_allow_ips), "10.0.0.1|10.0.0.2");
+    CHECK_EQ(joined(c.forwarded_allow_ips.items()), "10.0.0.1|10.0.0.2");
     setenv("WEB_CONCURRENCY", "-2", 1);
     CHECK_EQ(error_of({"app:app"}), "Invalid value for workers: -2 (Value must be positive: -2)");
     setenv("WEB_CONCURRENCY", "many", 1);
@@ -394,14 +396,14 @@ TEST(config_cli_lists_and_flags) {
     CHECK_EQ(joined(c.bind), "127.0.0.1:1|[::1]:2");  // -b replaces the default
     CHECK_EQ(joined(c.raw_env), "A=1|B=x=y");
     CHECK_EQ(error_of({"-e", "FOO", "app:app"}), "Invalid value for raw_env: ['FOO'] (environment setting 'FOO' invalid)");
-    CHECK_EQ(joined(load({"--forwarded-allow-ips", "10.0.0.0/8, 192.168.1.1,::1", "app:app"}).forwarded_allow_ips),
+    CHECK_EQ(joined(load({"--forwarded-allow-ips", "10.0.0.0/8, 192.168.1.1,::1", "app:app"}).forwarded_allow_ips.items()),
              "10.0.0.0/8|192.168.1.1|::1");
-    CHECK_EQ(joined(load({"--forwarded-allow-ips=*", "app:app"}).forwarded_allow_ips), "*");
+    CHECK_EQ(joined(load({"--forwarded-allow-ips=*", "app:app"}).forwarded_allow_ips.items()), "*");
     CHECK_EQ(error_of({"--forwarded-allow-ips", "proxy.local", "app:app"}),
              "Invalid value for forwarded_allow_ips: proxy.local ('proxy.local' does not appear to be an IPv4 or "
              "IPv6 address or network)");
-    CHECK_EQ(joined(load({"--proxy-allow-from", "10.1.2.3", "app:app"}).proxy_allow_ips), "10.1.2.3");
-    CHECK_EQ(joined(load({"--forwarder-headers", "SCRIPT_NAME, X_USER", "app:app"}).forwarder_headers),
+    CHECK_EQ(joined(load({"--proxy-allow-from", "10.1.2.3", "app:app"}).proxy_allow_ips.items()), "10.1.2.3");
+    CHECK_EQ(joined(load({"--forwarder-headers", "SCRIPT_NAME, X_USER", "app:app"}).http.forwarder_headers),
              "SCRIPT_NAME|X_USER");
     Config p = load({"--pythonpath", "/opt/lib,rel", "app:app"});
     CHECK_EQ(joined(p.pythonpath), "/opt/lib|" + p.chdir + "/rel");
@@ -416,21 +418,21 @@ TEST(config_cli_strings_are_stripped) {
 
 TEST(config_choices) {
     Fixture f;
-    CHECK_EQ(load({"--header-map", "REFUSE", "app:app"}).header_map, "refuse");
-    CHECK_EQ(load({"--header-map=dangerous", "app:app"}).header_map, "dangerous");
+    CHECK(load({"--header-map", "REFUSE", "app:app"}).http.header_map == http::HeaderMap::REFUSE);
+    CHECK(load({"--header-map=dangerous", "app:app"}).http.header_map == http::HeaderMap::DANGEROUS);
     CHECK_EQ(error_of({"--header-map", "keep", "app:app"}),
              "Invalid value for header_map: keep (Invalid header map behaviour: keep)");
     // nargs='?' takes a following app as its value, as argparse does.
     CHECK(error_of({"--proxy-protocol", "app:app"}).find("Invalid value for proxy_protocol: app:app") == 0);
-    CHECK_EQ(load({"app:app", "--proxy-protocol"}).proxy_protocol, "auto");
-    CHECK_EQ(load({"--proxy-protocol=v2", "app:app"}).proxy_protocol, "v2");
-    CHECK_EQ(load({"--proxy-protocol", "V1", "app:app"}).proxy_protocol, "v1");
-    CHECK_EQ(load({"--proxy-protocol=true", "app:app"}).proxy_protocol, "auto");
-    CHECK_EQ(load({"--proxy-protocol=none", "app:app"}).proxy_protocol, "off");
+    CHECK(load({"app:app", "--proxy-protocol"}).proxy_protocol == http::ProxyProtocol::AUTO);
+    CHECK(load({"--proxy-protocol=v2", "app:app"}).proxy_protocol == http::ProxyProtocol::V2);
+    CHECK(load({"--proxy-protocol", "V1", "app:app"}).proxy_protocol == http::ProxyProtocol::V1);
+    CHECK(load({"--proxy-protocol=true", "app:app"}).proxy_protocol == http::ProxyProtocol::AUTO);
+    CHECK(load({"--proxy-protocol=none", "app:app"}).proxy_protocol == http::ProxyProtocol::OFF);
     CHECK(error_of({"--proxy-protocol=v3", "app:app"}).find("Invalid value for proxy_protocol: v3") == 0);
-    CHECK_EQ(load({"--log-level", "DEBUG", "app:app"}).loglevel, "debug");
+    CHECK(load({"--log-level", "DEBUG", "app:app"}).loglevel == cunicorn::log::Level::DEBUG);
     Config c = load({"--log-level", "warn", "app:app"});
-    CHECK_EQ(c.loglevel, "info");  // glogging: unknown -> INFO
+    CHECK(c.loglevel == cunicorn::log::Level::INFO);  // glogging: unknown -> INFO
     CHECK(has_warning(c, "loglevel = warn"));
     CHECK_EQ(error_of({"--reload-engine", "fsevents", "app:app"}),
              "Invalid value for reload_engine: fsevents (Invalid reload_engine: 'fsevents')");
@@ -497,15 +499,49 @@ TEST(config_value_support) {
 
 TEST(config_bind_forms) {
     Fixture f;
-    for (const char *ok : {"127.0.0.1", "127.0.0.1:8080", "localhost:80", "[::1]:9000", "[::1]", "unix:/tmp/a.sock",
-                           "unix:///tmp/a.sock", "fd://3", "tcp://127.0.0.1:80", "tcp://[::]:80", "0.0.0.0:0", "Example.COM"})
+    // fd://N must name an open socket when the configuration is loaded.
+    int sock = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(sock >= 0);
+    std::string fd = "fd://" + std::to_string(sock);
+    for (std::string ok : {"127.0.0.1", "127.0.0.1:8080", "localhost:80", "[::1]:9000", "[::1]", "unix:/tmp/a.sock",
+                           "unix:///tmp/a.sock", fd.c_str(), "tcp://127.0.0.1:80", "tcp://[::]:80", "0.0.0.0:0",
+                           "Example.COM", ":80", ""})
         CHECK_EQ(joined(load({"-b", ok, "app:app"}).bind), ok);
+    Config c = load({"-b", "Example.COM", "-b", "[::1]", "-b", ":80", "-b", fd, "-b", "unix:///tmp/a.sock", "app:app"});
+    CHECK_EQ(c.address.size(), 5u);
+    CHECK_EQ(c.address[0].host, "example.com");
+    CHECK_EQ(c.address[0].port, 8000);
+    CHECK_EQ(c.address[1].host, "::1");
+    CHECK_EQ(c.address[2].host, "0.0.0.0");
+    CHECK_EQ(c.address[2].port, 80);
+    CHECK(c.address[3].kind == cunicorn::Address::FD && c.address[3].fd == sock);
+    CHECK(c.address[4].kind == cunicorn::Address::UNIX && c.address[4].host == "/tmp/a.sock");
+    close(sock);
+    CHECK_EQ(error_of({"-b", fd, "app:app"}),
+             "Invalid value for " + ("bind: " + fd) + " (file descriptor " + std::to_string(sock) +
+                 " is not an open socket: Bad file descriptor)");
     CHECK_EQ(error_of({"-b", "1.2.3.4:x", "app:app"}), "Invalid value for bind: 1.2.3.4:x ('x' is not a valid port number.)");
     CHECK_EQ(error_of({"-b", "localhost:", "app:app"}), "Invalid value for bind: localhost: ('' is not a valid port number.)");
-    CHECK_EQ(error_of({"-b", "::1", "app:app"}), "Invalid value for bind: ::1 ('' is not a valid port number.)");
+    CHECK_EQ(error_of({"-b", "::1", "app:app"}),
+             "Invalid value for bind: ::1 (more than one ':'; an IPv6 address is written [ADDRESS]:PORT)");
+    CHECK_EQ(error_of({"-b", "a:80:x", "app:app"}),
+             "Invalid value for bind: a:80:x (more than one ':'; an IPv6 address is written [ADDRESS]:PORT)");
     CHECK_EQ(error_of({"-b", "[::1]:http", "app:app"}),
              "Invalid value for bind: [::1]:http ('http' is not a valid port number.)");
+    CHECK_EQ(error_of({"-b", "[::1]x", "app:app"}), "Invalid value for bind: [::1]x (unexpected 'x' after ']')");
+    CHECK_EQ(error_of({"-b", "127.0.0.1:65536", "app:app"}),
+             "Invalid value for bind: 127.0.0.1:65536 ('65536' is not a valid port number.)");
+    CHECK_EQ(error_of({"-b", "8000", "app:app"}),
+             "Invalid value for bind: 8000 ('8000' is not a host (a port alone is written :8000))");
     CHECK_EQ(error_of({"-b", "fd://x", "app:app"}), "Invalid value for bind: fd://x ('x' is not a valid file descriptor.)");
+    CHECK_EQ(error_of({"-b", "fd://99999999999", "app:app"}),
+             "Invalid value for bind: fd://99999999999 ('99999999999' is not a valid file descriptor.)");
+    CHECK_EQ(error_of({"-b", "unix:", "app:app"}), "Invalid value for bind: unix: (the unix socket path is empty)");
+    CHECK_EQ(error_of({"-b", "unix:/nonexistent-dir/a.sock", "app:app"}),
+             "Invalid value for bind: unix:/nonexistent-dir/a.sock (directory '/nonexistent-dir': No such file or "
+             "directory)");
+    CHECK_EQ(error_of({"-b", "unix:/etc/passwd", "app:app"}),
+             "Invalid value for bind: unix:/etc/passwd ('/etc/passwd' exists and is not a socket)");
     CHECK_EQ(error_of({"-b", "127.0.0.1:1", "-b", "tcp://h:p", "app:app"}),
              "Invalid value for bind: tcp://h:p ('p' is not a valid port number.)");
 }
@@ -550,8 +586,8 @@ TEST(config_file_values_and_validation) {
     CHECK(c.preload_app);
     CHECK_EQ(c.proc_name, "web");
     CHECK_EQ(c.pidfile, "");
-    CHECK_EQ(c.loglevel, "warning");
-    CHECK_EQ(joined(c.forwarded_allow_ips), "10.0.0.1|10.0.0.2");
+    CHECK(c.loglevel == cunicorn::log::Level::WARNING);
+    CHECK_EQ(joined(c.forwarded_allow_ips.items()), "10.0.0.1|10.0.0.2");
     CHECK_EQ(joined(c.pythonpath), "/opt/a");
     CHECK_EQ(c.config, path);
     CHECK_EQ(c.config_file, path);
@@ -771,9 +807,9 @@ TEST(config_hooks) {
     CHECK_EQ(c.rendered["post_fork"], "<post_fork()>");
     CHECK_EQ(c.rendered["post_request"], "<validate_post_request.<locals>.<lambda>()>");  // wrapped to 4 args
     CHECK_EQ(c.rendered["when_ready"], "<WhenReady.when_ready()>");
-    CHECK_EQ(c.secure_scheme_headers.size(), 2u);
-    CHECK_EQ(c.secure_scheme_headers[0].first, "X-PROTO");
-    CHECK_EQ(c.secure_scheme_headers[1].second, "on");
+    CHECK_EQ(c.http.secure_scheme_headers.size(), 2u);
+    CHECK_EQ(c.http.secure_scheme_headers[0].first, "X-PROTO");
+    CHECK_EQ(c.http.secure_scheme_headers[1].second, "on");
     CHECK(cunicorn::python_setting("secure_scheme_headers") != nullptr);
     // A reload without hooks drops the old objects.
     load({"app:app"});
