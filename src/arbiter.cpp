@@ -7,6 +7,7 @@
 #include "cunicorn/log.h"
 #include "cunicorn/platform.h"
 #include "cunicorn/pyembed.h"
+#include "cunicorn/statsd.h"
 #include "cunicorn/tls.h"
 #include "cunicorn/worker.h"
 #include "cunicorn/wsgi.h"
@@ -484,7 +485,10 @@ void Arbiter::manage_workers() {
                 age = slot.age;
             }
         }
-        if (active <= num_workers_ || !oldest) break;
+        if (active <= num_workers_ || !oldest) {
+            statsd::master_metrics(active, listeners_);
+            break;
+        }
         kill_worker(oldest, SIGTERM);
     }
 }
@@ -679,7 +683,7 @@ void Arbiter::reload() {
         return;
     }
     try {
-        log::configure(next.errorlog, log::parse_level(next.loglevel), next.accesslog, next.access_log_format);
+        log::configure(next);
     } catch (const std::exception &e) {
         LOG_ERROR("Reload failed, keeping the running configuration: %s", e.what());
         sd_notify("READY=1");
@@ -695,7 +699,7 @@ void Arbiter::reload() {
             next_listeners_ = create_listeners(next.bind, bo);
         } catch (const std::exception &e) {
             LOG_ERROR("Reload failed, keeping the running configuration: %s", e.what());
-            log::configure(cfg_.errorlog, log::parse_level(cfg_.loglevel), cfg_.accesslog, cfg_.access_log_format);
+            log::configure(cfg_);
             sd_notify("READY=1");
             return;
         }
@@ -737,7 +741,7 @@ void Arbiter::check_reload() {
         kill_generation(generation_ + 1, SIGKILL);
         if (listeners_changed_) close_listeners(next_listeners_, true);
         try {
-            log::configure(cfg_.errorlog, log::parse_level(cfg_.loglevel), cfg_.accesslog, cfg_.access_log_format);
+            log::configure(cfg_);
         } catch (const std::exception &) {
         }
         keep_python_settings(cfg_);  // the new configuration's hooks go with it

@@ -818,15 +818,20 @@ static V v_statsd_address(const V &v) {
     V s = v_string(v);
     if (s.kind == V::NONE) return s;
     // gunicorn keeps "unix:8125" meaning host "unix", port 8125.
+    // The tuple's parts are kept in `list` for apply_statsd_host.
+    auto tuple = [](const std::string &host, long long port) {
+        std::string t = "(" + repr_str(host) + ", " + std::to_string(port) + ")";
+        V r = V::text(t, t);
+        r.list = {V::str(host), V::integer(port)};
+        return r;
+    };
     if (starts_with(s.s, "unix:") && s.s.size() > 5 && s.s.find_first_not_of("0123456789", 5) == std::string::npos)
-        return V::text("('unix', " + std::to_string(std::atoll(s.s.c_str() + 5)) + ")",
-                       "('unix', " + std::to_string(std::atoll(s.s.c_str() + 5)) + ")");
+        return tuple("unix", std::atoll(s.s.c_str() + 5));
     try {
         ParsedAddress a = parse_address(s.s, "8125");
         if (a.kind == ParsedAddress::UNIX) return V::str(a.path);
         if (a.kind == ParsedAddress::FD) return V::integer(a.port);
-        std::string t = "(" + repr_str(a.host) + ", " + std::to_string(a.port) + ")";
-        return V::text(t, t);
+        return tuple(a.host, a.port);
     } catch (const Invalid &) {
         throw Invalid{"Value must be one of ('host:port', 'unix://PATH')"};
     }
@@ -1242,6 +1247,22 @@ static void apply_errorlog(Config &c, const V &v) {
     if (!c.errorlog.empty() && c.errorlog != "-") check_parent_dir("errorlog", c.errorlog);
 }
 
+// statsd.py connects to the path (a str) or to the (host, port) tuple; a
+// file descriptor (fd://N) it cannot use, and sends nothing.
+static void apply_statsd_host(Config &c, const V &v) {
+    c.statsd_host.clear();
+    c.statsd_port = -1;
+    if (v.kind == V::STR) {
+        c.statsd_host = v.s;
+    } else if (v.kind == V::PYOBJ && v.list.size() == 2) {
+        if (v.list[1].i < 1 || v.list[1].i > 65535) throw Invalid{std::to_string(v.list[1].i) + " is not a valid port number."};
+        c.statsd_host = v.list[0].s;
+        c.statsd_port = static_cast<int>(v.list[1].i);
+    } else if (v.kind == V::INT) {
+        warn(c, "statsd_host = " + std::to_string(v.i) + " has no effect: a file descriptor is not a StatsD address");
+    }
+}
+
 static void apply_worker_tmp_dir(Config &c, const V &v) {
     c.worker_tmp_dir = as_string(v);
     if (!c.worker_tmp_dir.empty() && !is_dir(c.worker_tmp_dir))
@@ -1333,8 +1354,6 @@ const char *const DIRTY = "Dirty Arbiters";
 const char *const DIRTY_HOOKS = "Dirty Arbiter Hooks";
 const char *const CONTROL = "Control";
 
-const char *const NO_SYSLOG = "syslog logging is not implemented yet";
-const char *const NO_STATSD = "StatsD metrics are not implemented yet";
 const char *const NO_LOGCONFIG = "Python logging configuration is not supported yet";
 const char *const NO_HTTP2 = "HTTP/2 is not supported; only HTTP/1.x is served";
 const char *const NO_ASGI = "the ASGI worker is not supported";
@@ -1523,7 +1542,7 @@ std::vector<Setting> build_table() {
                     .to(apply_accesslog)
                     .help("The Access log file to write to ('-' means stdout)."));
     t.push_back(flag_row("disable_redirect_access_to_syslog", LOGGING, {"--disable-redirect-access-to-syslog"})
-                    .no_effect(NO_SYSLOG)
+                    .to(store<&Config::disable_redirect_access_to_syslog>)
                     .help("Disable redirect access logs to syslog."));
     t.push_back(str_row("access_log_format", LOGGING, {"--access-logformat"}, "STRING",
                         [] { return V::str("%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\""); })
@@ -1554,33 +1573,33 @@ std::vector<Setting> build_table() {
                     .no_effect(NO_LOGCONFIG)
                     .help("The log config to read config from a JSON file."));
     t.push_back(str_row("syslog_addr", LOGGING, {"--log-syslog-to"}, "SYSLOG_ADDR", d_syslog_addr)
-                    .no_effect(NO_SYSLOG)
+                    .to(store<&Config::syslog_addr>)
                     .help("Address to send syslog messages: unix://PATH#TYPE, udp://HOST:PORT, tcp://HOST:PORT."));
     t.push_back(flag_row("syslog", LOGGING, {"--log-syslog"})
-                    .no_effect(NO_SYSLOG)
+                    .to(store<&Config::syslog>)
                     .help("Send Gunicorn logs to syslog."));
     t.push_back(str_row("syslog_prefix", LOGGING, {"--log-syslog-prefix"}, "SYSLOG_PREFIX", d_none)
-                    .no_effect(NO_SYSLOG)
+                    .to(store<&Config::syslog_prefix>)
                     .help("Makes Gunicorn use the parameter as program-name in the syslog entries."));
     t.push_back(str_row("syslog_facility", LOGGING, {"--log-syslog-facility"}, "SYSLOG_FACILITY",
                         [] { return V::str("user"); })
-                    .no_effect(NO_SYSLOG)
+                    .to(store<&Config::syslog_facility>)
                     .help("Syslog facility name."));
     t.push_back(flag_row("enable_stdio_inheritance", LOGGING, {"-R", "--enable-stdio-inheritance"})
                     .no_effect("not implemented yet")
                     .help("Enable stdio inheritance in daemon mode."));
     t.push_back(str_row("statsd_host", LOGGING, {"--statsd-host"}, "STATSD_ADDR", d_none)
                     .check(v_statsd_address)
-                    .no_effect(NO_STATSD)
+                    .to(apply_statsd_host)
                     .help("The address of the StatsD server to log to: HOST:PORT or unix://PATH."));
     t.push_back(str_row("dogstatsd_tags", LOGGING, {"--dogstatsd-tags"}, "DOGSTATSD_TAGS", d_empty_str)
-                    .no_effect(NO_STATSD)
+                    .to(store<&Config::dogstatsd_tags>)
                     .help("A comma-delimited list of datadog statsd (dogstatsd) tags to append to statsd metrics."));
     t.push_back(str_row("statsd_prefix", LOGGING, {"--statsd-prefix"}, "STATSD_PREFIX", d_empty_str)
-                    .no_effect(NO_STATSD)
+                    .to(store<&Config::statsd_prefix>)
                     .help("Prefix to use when emitting statsd metrics."));
     t.push_back(flag_row("enable_backlog_metric", LOGGING, {"--enable-backlog-metric"})
-                    .no_effect(NO_STATSD)
+                    .to(store<&Config::enable_backlog_metric>)
                     .help("Enable socket backlog metric (Linux only)."));
 
     // Process Naming
