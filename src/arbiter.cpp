@@ -412,6 +412,7 @@ bool Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners, 
         hooks::post_fork(hs, {0, slot.age, slot.tmp_fd, false});
         int rc = run_worker(cfg, own, info);
         py::finalize();
+        statsd::flush();
         _exit(rc);
     }
     py::after_fork_parent();

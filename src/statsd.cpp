@@ -8,7 +8,15 @@
 // gunicorn's socket blocks and logs a warning with a traceback for every
 // failed send; here the warning comes at most once a minute per process.
 //
-// A request sends three datagrams; on Linux they leave in one sendmmsg(2).
+// gunicorn sends one datagram per metric, three per request: a loopback
+// send costs about as much as serving a small request. Here a worker
+// joins its per-request metrics with "\n" into datagrams of up to
+// MAX_PACKET bytes (the multi-metric packets that StatsD, DogStatsD,
+// Telegraf and statsd_exporter read), sent when the next would not fit
+// or FLUSH_MS after the first metric was added, by a thread of the
+// worker that does nothing else, and at the worker's exit. Metrics of the
+// master (the workers gauge, the backlog) and the log counters go out at
+// once, after whatever was waiting, so the order is kept.
 #include "cunicorn/statsd.h"
 
 #include "cunicorn/log.h"
@@ -16,6 +24,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <ctime>
 
@@ -23,8 +32,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -33,17 +42,18 @@ namespace cunicorn::statsd {
 namespace {
 
 // Set by configure() in the master before any worker forks; read-only
-// afterwards except for the unix reconnect state.
+// afterwards except for the unix reconnect state, which the flusher
+// thread shares.
 int g_fd = -1;
 bool g_unix = false;
-bool g_connected = false;
+std::atomic<bool> g_connected{false};
 std::string g_path;     // unix socket path, for reconnecting
 std::string g_prefix;   // normalized, "" or ending in "."
 std::string g_suffix;   // "|#tags" or ""
 bool g_backlog = false;
 int g_last_workers = -1;
-int64_t g_reconnect_at = 0;
-int64_t g_warn_at = 0;
+std::atomic<int64_t> g_reconnect_at{0};
+std::atomic<int64_t> g_warn_at{0};
 std::atomic<uint64_t> g_dropped{0};
 // Set while this module logs its own warning: gunicorn logs it through
 // the plain Logger, so it is not counted as gunicorn.log.warning.
@@ -51,6 +61,8 @@ thread_local bool t_reporting = false;
 
 const int64_t RECONNECT_MS = 1000;
 const int64_t WARN_EVERY_MS = 60 * 1000;
+const size_t MAX_PACKET = 1432;  // fits one Ethernet frame over UDP/IPv6
+const long FLUSH_MS = 100;
 
 int64_t mono_ms() {
     struct timespec ts;
@@ -84,23 +96,39 @@ bool connect_unix() {
         r = ::connect(g_fd, reinterpret_cast<struct sockaddr *>(&sa), sizeof sa);
     } while (r < 0 && errno == EINTR);
     g_connected = r == 0;
-    return g_connected;
+    return r == 0;
 }
 
 // The warning gunicorn logs on a failed send ("Error sending message to
 // statsd"), at most once a minute; not itself counted as a log call.
 void report(int err) {
     int64_t now = mono_ms();
-    if (now < g_warn_at) return;
-    g_warn_at = now + WARN_EVERY_MS;
+    int64_t due = g_warn_at.load();
+    if (now < due || !g_warn_at.compare_exchange_strong(due, now + WARN_EVERY_MS)) return;
     t_reporting = true;
     LOG_WARNING("Error sending message to statsd: %s (%llu dropped so far)", std::strerror(err),
                 static_cast<unsigned long long>(g_dropped.load(std::memory_order_relaxed)));
     t_reporting = false;
 }
 
-void failed(int err, unsigned lost) {
-    g_dropped.fetch_add(lost, std::memory_order_relaxed);
+// Sends one datagram holding `lines` metrics, never waiting.
+void send_packet(const std::string &packet, unsigned lines) {
+    if (g_fd < 0 || packet.empty()) return;
+    if (g_unix && !g_connected) {
+        int64_t now = mono_ms();
+        if (now < g_reconnect_at.load() || !connect_unix()) {
+            if (now >= g_reconnect_at.load()) g_reconnect_at = now + RECONNECT_MS;
+            g_dropped.fetch_add(lines, std::memory_order_relaxed);
+            return;
+        }
+    }
+    ssize_t w;
+    do {
+        w = ::send(g_fd, packet.data(), packet.size(), MSG_DONTWAIT);
+    } while (w < 0 && errno == EINTR);
+    if (w >= 0) return;
+    int err = errno;
+    g_dropped.fetch_add(lines, std::memory_order_relaxed);
     if (g_unix && err != EAGAIN && err != EWOULDBLOCK && err != ENOBUFS && err != EMSGSIZE) {
         // The receiver went away (or never came): connect again later.
         g_connected = false;
@@ -109,51 +137,99 @@ void failed(int err, unsigned lost) {
     report(err);
 }
 
-// Sends each message as its own datagram, never waiting.
-void send_all(const std::string *msgs, unsigned n) {
-    if (g_fd < 0) return;
-    if (g_unix && !g_connected) {
-        int64_t now = mono_ms();
-        if (now < g_reconnect_at || !connect_unix()) {
-            if (now >= g_reconnect_at) g_reconnect_at = now + RECONNECT_MS;
-            g_dropped.fetch_add(n, std::memory_order_relaxed);
-            return;
+// --- the batch of per-request metrics (workers) ----------------------------
+//
+// Plain pthread primitives, so that the child of a fork (the app may
+// fork) can be given fresh ones: only the forking thread lives on there.
+
+pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+std::string g_batch;      // metrics joined by "\n"
+unsigned g_batch_lines = 0;
+enum class Flusher { NONE, RUNNING, FAILED } g_flusher = Flusher::NONE;
+bool g_atfork = false;
+
+void atfork_prepare() { pthread_mutex_lock(&g_mu); }
+void atfork_parent() { pthread_mutex_unlock(&g_mu); }
+void atfork_child() {
+    // The parent sends what it had; this process starts its own thread
+    // if it ever serves requests.
+    g_batch.clear();
+    g_batch_lines = 0;
+    g_flusher = Flusher::NONE;
+    pthread_mutex_unlock(&g_mu);
+    pthread_cond_init(&g_cv, nullptr);
+}
+
+// Moves the batch into `out` (which leaves its capacity to the batch).
+unsigned take(std::string &out) {
+    out.clear();
+    pthread_mutex_lock(&g_mu);
+    out.swap(g_batch);
+    unsigned n = g_batch_lines;
+    g_batch_lines = 0;
+    pthread_mutex_unlock(&g_mu);
+    return n;
+}
+
+void *flusher(void *) {
+    std::string out;
+    for (;;) {
+        pthread_mutex_lock(&g_mu);
+        while (g_batch.empty()) pthread_cond_wait(&g_cv, &g_mu);
+        pthread_mutex_unlock(&g_mu);
+        struct timespec ts = {0, FLUSH_MS * 1000000};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
         }
+        unsigned n = take(out);
+        send_packet(out, n);
     }
-#if defined(__linux__)
-    struct mmsghdr mm[4];
-    struct iovec iov[4];
-    if (n > 4) n = 4;
-    std::memset(mm, 0, sizeof mm);
-    for (unsigned i = 0; i < n; ++i) {
-        iov[i].iov_base = const_cast<char *>(msgs[i].data());
-        iov[i].iov_len = msgs[i].size();
-        mm[i].msg_hdr.msg_iov = &iov[i];
-        mm[i].msg_hdr.msg_iovlen = 1;
+    return nullptr;
+}
+
+// With g_mu held. The thread takes no signal: they are the main thread's.
+void start_flusher() {
+    if (!g_atfork) g_atfork = pthread_atfork(atfork_prepare, atfork_parent, atfork_child) == 0;
+    g_flusher = Flusher::FAILED;
+    if (!g_atfork) return;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_t t;
+    if (pthread_create(&t, &attr, flusher, nullptr) == 0) g_flusher = Flusher::RUNNING;
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+// Adds one request's metrics; sends the batch first when they would not
+// fit in its datagram. Without a flusher thread, sends them at once.
+void add(const std::string &lines, unsigned n) {
+    thread_local std::string full;
+    unsigned full_lines = 0;
+    pthread_mutex_lock(&g_mu);
+    if (g_flusher == Flusher::NONE) start_flusher();
+    if (g_flusher != Flusher::RUNNING) {
+        pthread_mutex_unlock(&g_mu);
+        send_packet(lines, n);
+        return;
     }
-    int r;
-    do {
-        r = ::sendmmsg(g_fd, mm, n, MSG_DONTWAIT);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) {
-        failed(errno, n);
-    } else if (static_cast<unsigned>(r) < n) {
-        // sendmmsg stops at the first failure and keeps its error for the
-        // next call, which reports it; the rest of this batch is dropped.
-        g_dropped.fetch_add(n - static_cast<unsigned>(r), std::memory_order_relaxed);
+    if (!g_batch.empty() && g_batch.size() + 1 + lines.size() > MAX_PACKET) {
+        full.clear();
+        full.swap(g_batch);
+        full_lines = g_batch_lines;
+        g_batch_lines = 0;
     }
-#else
-    for (unsigned i = 0; i < n; ++i) {
-        ssize_t w;
-        do {
-            w = ::send(g_fd, msgs[i].data(), msgs[i].size(), MSG_DONTWAIT);
-        } while (w < 0 && errno == EINTR);
-        if (w < 0) {
-            failed(errno, n - i);
-            return;
-        }
-    }
-#endif
+    bool wake = g_batch.empty();
+    if (!wake) g_batch.push_back('\n');
+    g_batch.append(lines);
+    g_batch_lines += n;
+    pthread_mutex_unlock(&g_mu);
+    if (wake) pthread_cond_signal(&g_cv);
+    if (full_lines) send_packet(full, full_lines);
 }
 
 // Appends "<prefix><name>:<value>|<type>[|@1.0][|#tags]" to `out`.
@@ -177,10 +253,11 @@ void put_int(std::string &out, int64_t v) {
 
 void send_one(std::string_view name, int64_t value, std::string_view type) {
     if (g_fd < 0) return;
+    flush();
     std::string msg, v;
     put_int(v, value);
     put_metric(msg, g_prefix, name, v, type, g_suffix);
-    send_all(&msg, 1);
+    send_packet(msg, 1);
 }
 
 // Connections waiting in the accept queues of the TCP listeners
@@ -310,29 +387,39 @@ bool enabled() { return g_fd >= 0; }
 void request(std::string_view status, int64_t duration_us) {
     if (g_fd < 0) return;
     // statsd.py access(): timer, then the two counters, in that order.
-    thread_local std::string msgs[3];
-    for (std::string &m : msgs) m.clear();
-    put_metric(msgs[0], g_prefix, "gunicorn.request.duration", format_ms(duration_us), "ms", g_suffix);
-    put_metric(msgs[1], g_prefix, "gunicorn.requests", "1", "c", g_suffix);
+    thread_local std::string lines;
+    lines.clear();
+    put_metric(lines, g_prefix, "gunicorn.request.duration", format_ms(duration_us), "ms", g_suffix);
+    lines.push_back('\n');
+    put_metric(lines, g_prefix, "gunicorn.requests", "1", "c", g_suffix);
     int code = status_code(status);
     unsigned n = 2;
     if (code >= 0) {
         char name[48];
         int len = std::snprintf(name, sizeof name, "gunicorn.request.status.%d", code);
-        put_metric(msgs[2], g_prefix, std::string_view(name, static_cast<size_t>(len)), "1", "c", g_suffix);
+        lines.push_back('\n');
+        put_metric(lines, g_prefix, std::string_view(name, static_cast<size_t>(len)), "1", "c", g_suffix);
         n = 3;
     }
-    send_all(msgs, n);
+    add(lines, n);
+}
+
+void flush() {
+    if (g_fd < 0) return;
+    thread_local std::string out;
+    unsigned n = take(out);
+    send_packet(out, n);
 }
 
 void log_call(const char *level) {
     if (g_fd < 0 || t_reporting) return;
     char name[32];
     int len = std::snprintf(name, sizeof name, "gunicorn.log.%s", level);
+    flush();
     thread_local std::string msg;
     msg.clear();
     put_metric(msg, g_prefix, std::string_view(name, static_cast<size_t>(len)), "1", "c", g_suffix);
-    send_all(&msg, 1);
+    send_packet(msg, 1);
 }
 
 void master_metrics(int workers, const std::vector<Listener> &listeners) {

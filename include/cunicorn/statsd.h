@@ -1,6 +1,6 @@
-// StatsD metrics, as gunicorn/instrument/statsd.py sends them: one
-// datagram per metric, "<prefix><name>:<value>|<type>" plus "|#<tags>"
-// when dogstatsd_tags is set. Sent from C++ over a non-blocking socket
+// StatsD metrics, as gunicorn/instrument/statsd.py sends them: one line
+// per metric, "<prefix><name>:<value>|<type>" plus "|#<tags>" when
+// dogstatsd_tags is set. Sent from C++ over a non-blocking socket
 // opened by the master and inherited by the workers: a send that would
 // block, or that fails, drops the metric (counted), never the request.
 #ifndef CUNICORN_STATSD_H
@@ -26,8 +26,12 @@ void configure(const std::string &host, int port, const std::string &prefix, con
 bool enabled();
 
 // Per request (glogging access): gunicorn.request.duration (ms timer),
-// gunicorn.requests and gunicorn.request.status.<code> (counters).
+// gunicorn.requests and gunicorn.request.status.<code> (counters). They
+// are batched, several requests to a datagram, one line per metric, and
+// sent within 100 ms by a thread of the worker.
 void request(std::string_view status, int64_t duration_us);
+// Sends the batched metrics now (a worker's exit).
+void flush();
 // A log call at warning, error, critical or exception ("gunicorn.log.<level>").
 void log_call(const char *level);
 // Master, after each manage_workers: the gunicorn.workers gauge when the

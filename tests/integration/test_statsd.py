@@ -62,12 +62,18 @@ class Datagrams:
         return self.got
 
 
+def lines(datagrams):
+    """The metrics of the datagrams: a datagram may carry several, one
+    per line (the multi-metric packets StatsD servers read)."""
+    return [line for d in datagrams for line in d.decode('ascii').split('\n')]
+
+
 def parse(datagrams):
     out = []
-    for d in datagrams:
-        m = METRIC.match(d.decode('ascii'))
+    for line in lines(datagrams):
+        m = METRIC.match(line)
         if not m:
-            raise AssertionError('not a statsd metric: %r' % d)
+            raise AssertionError('not a statsd metric: %r' % line)
         out.append(m.groupdict())
     return out
 
@@ -137,7 +143,7 @@ class Statsd(unittest.TestCase):
         def seen(got):
             text = b'\n'.join(got)
             return b'gunicorn.requests:' in text and b'gunicorn.workers:2|g' in text
-        got = [d.decode('ascii') for d in r.collect(seen)]
+        got = lines(r.collect(seen))
         self.assertIn('shop.web.gunicorn.request.status.200:1|c|@1.0|#env:ci,team:web', got)
         self.assertIn('shop.web.gunicorn.requests:1|c|@1.0|#env:ci,team:web', got)
         gauges = [d for d in got if '.workers:' in d]
@@ -153,9 +159,9 @@ class Statsd(unittest.TestCase):
         r = self.receiver(socket.AF_UNIX, os.path.join(d, 'statsd.sock'))
         srv = self.serve('--statsd-host', 'unix://' + r.address, '--statsd-prefix', 'u.')
         self.assertEqual(srv.get('/missing').status, 404)
-        got = r.collect(lambda got: b'u.gunicorn.request.status.404:1|c|@1.0' in got)
-        self.assertIn(b'u.gunicorn.request.status.404:1|c|@1.0', got)
-        self.assertIn(b'u.gunicorn.requests:1|c|@1.0', got)
+        got = lines(r.collect(lambda got: 'u.gunicorn.request.status.404:1|c|@1.0' in lines(got)))
+        self.assertIn('u.gunicorn.request.status.404:1|c|@1.0', got)
+        self.assertIn('u.gunicorn.requests:1|c|@1.0', got)
 
     def test_backlog_histogram(self):
         if not os.path.exists('/proc/self'):

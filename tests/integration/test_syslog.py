@@ -187,6 +187,14 @@ class Syslog(unittest.TestCase):
                 self.assertIsNotNone(srv.wait_exit(30), 'the server started')
                 self.assertNotEqual(srv.returncode, 0)
                 self.assertIn(message, srv.log_text())
+                if server.is_gunicorn():
+                    continue  # gunicorn's --check-config never builds its logger
+                d = self.tmpdir()
+                server.write_file(os.path.join(d, 'app.py'), APP)
+                status, out, err = server.run_binary(['--check-config', '--log-syslog'] + args + ['app:app'],
+                                                     timeout=30, cwd=d)
+                self.assertEqual(status, 1, out + err)
+                self.assertIn(message, err)
 
     def test_without_log_syslog_the_address_is_not_checked(self):
         srv = self.serve('--log-syslog-facility', 'nowhere', '--log-syslog-to', 'nonsense')

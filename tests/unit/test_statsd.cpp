@@ -132,10 +132,21 @@ TEST(statsd_sends_request_metrics_over_udp) {
     statsd::configure("127.0.0.1", r.port, "web", "env:test", false);
     CHECK(statsd::enabled());
     statsd::request("404 Not Found", 2500);
-    CHECK_EQ(r.next(), "web.gunicorn.request.duration:2.5|ms|#env:test");
-    CHECK_EQ(r.next(), "web.gunicorn.requests:1|c|@1.0|#env:test");
-    CHECK_EQ(r.next(), "web.gunicorn.request.status.404:1|c|@1.0|#env:test");
+    // Batched: one line per metric, sent within 100 ms.
+    CHECK_EQ(r.next(),
+             "web.gunicorn.request.duration:2.5|ms|#env:test\n"
+             "web.gunicorn.requests:1|c|@1.0|#env:test\n"
+             "web.gunicorn.request.status.404:1|c|@1.0|#env:test");
+    // Several requests share a datagram; a log call sends the batch first.
+    statsd::request("200 OK", 1000);
+    statsd::request("abc", 1000);
     statsd::log_call("error");
+    CHECK_EQ(r.next(),
+             "web.gunicorn.request.duration:1.0|ms|#env:test\n"
+             "web.gunicorn.requests:1|c|@1.0|#env:test\n"
+             "web.gunicorn.request.status.200:1|c|@1.0|#env:test\n"
+             "web.gunicorn.request.duration:1.0|ms|#env:test\n"
+             "web.gunicorn.requests:1|c|@1.0|#env:test");
     CHECK_EQ(r.next(), "web.gunicorn.log.error:1|c|@1.0|#env:test");
     CHECK(r.quiet());
     statsd_off();
@@ -171,6 +182,7 @@ TEST(statsd_over_a_unix_socket_that_comes_late) {
     statsd::configure(path, -1, "", "", false);
     uint64_t before = statsd::dropped();
     statsd::request("200 OK", 1000);
+    statsd::flush();
     CHECK_EQ(statsd::dropped(), before + 3);
     // The receiver appears; the socket connects again within a second or two.
     std::string dir = path.substr(0, path.rfind('/'));
@@ -197,6 +209,25 @@ TEST(statsd_over_a_unix_socket_that_comes_late) {
     ::unlink(path.c_str());
     ::rmdir(dir.c_str());
     log::configure("-", log::Level::INFO, "", "%(s)s");
+}
+
+TEST(statsd_batches_fit_a_datagram) {
+    Receiver r;
+    statsd::configure("127.0.0.1", r.port, "", "", false);
+    for (int i = 0; i < 100; ++i) statsd::request("200 OK", 1000);
+    statsd::flush();
+    int requests = 0, packets = 0;
+    for (std::string d = r.next(); !d.empty(); d = r.quiet() ? std::string() : r.next()) {
+        ++packets;
+        CHECK(d.size() <= 1432);
+        CHECK(d.back() != '\n');
+        for (size_t at = d.find("gunicorn.requests:1|c|@1.0"); at != std::string::npos;
+             at = d.find("gunicorn.requests:1|c|@1.0", at + 1))
+            ++requests;
+    }
+    CHECK_EQ(requests, 100);
+    CHECK(packets >= 7);
+    statsd_off();
 }
 
 TEST(statsd_workers_gauge_only_on_change) {
