@@ -58,6 +58,8 @@ std::atomic<uint64_t> g_dropped{0};
 // Set while this module logs its own warning: gunicorn logs it through
 // the plain Logger, so it is not counted as gunicorn.log.warning.
 thread_local bool t_reporting = false;
+thread_local bool t_flusher = false;
+std::atomic<int> g_pending_warning{0};  // errno of a failed send, to log
 
 const int64_t RECONNECT_MS = 1000;
 const int64_t WARN_EVERY_MS = 60 * 1000;
@@ -101,14 +103,21 @@ bool connect_unix() {
 
 // The warning gunicorn logs on a failed send ("Error sending message to
 // statsd"), at most once a minute; not itself counted as a log call.
-void report(int err) {
-    int64_t now = mono_ms();
-    int64_t due = g_warn_at.load();
-    if (now < due || !g_warn_at.compare_exchange_strong(due, now + WARN_EVERY_MS)) return;
+// The flusher thread leaves it to the next request on the main thread:
+// logging (syslog's socket) belongs to that one.
+void warn_now(int err) {
     t_reporting = true;
     LOG_WARNING("Error sending message to statsd: %s (%llu dropped so far)", std::strerror(err),
                 static_cast<unsigned long long>(g_dropped.load(std::memory_order_relaxed)));
     t_reporting = false;
+}
+
+void report(int err) {
+    int64_t now = mono_ms();
+    int64_t due = g_warn_at.load();
+    if (now < due || !g_warn_at.compare_exchange_strong(due, now + WARN_EVERY_MS)) return;
+    if (t_flusher) g_pending_warning = err;
+    else warn_now(err);
 }
 
 // Sends one datagram holding `lines` metrics, never waiting.
@@ -173,6 +182,7 @@ unsigned take(std::string &out) {
 }
 
 void *flusher(void *) {
+    t_flusher = true;
     std::string out;
     for (;;) {
         pthread_mutex_lock(&g_mu);
@@ -386,6 +396,7 @@ bool enabled() { return g_fd >= 0; }
 
 void request(std::string_view status, int64_t duration_us) {
     if (g_fd < 0) return;
+    if (g_pending_warning.load(std::memory_order_relaxed)) warn_now(g_pending_warning.exchange(0));
     // statsd.py access(): timer, then the two counters, in that order.
     thread_local std::string lines;
     lines.clear();
