@@ -7,6 +7,7 @@
 #include "cunicorn/log.h"
 #include "cunicorn/platform.h"
 #include "cunicorn/pyembed.h"
+#include "cunicorn/statsd.h"
 #include "cunicorn/tls.h"
 #include "cunicorn/worker.h"
 #include "cunicorn/wsgi.h"
@@ -410,6 +411,7 @@ bool Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners, 
         hooks::post_fork(hs, {0, slot.age, slot.tmp_fd, false});
         int rc = run_worker(cfg, own, info);
         py::finalize();
+        statsd::flush();
         _exit(rc);
     }
     py::after_fork_parent();
@@ -483,7 +485,10 @@ void Arbiter::manage_workers() {
                 age = slot.age;
             }
         }
-        if (active <= num_workers_ || !oldest) break;
+        if (active <= num_workers_ || !oldest) {
+            statsd::master_metrics(active, listeners_);
+            break;
+        }
         kill_worker(oldest, SIGTERM);
     }
 }
@@ -673,7 +678,7 @@ void Arbiter::reload() {
     }
     if (next.spew) wsgi::spew();  // as gunicorn's BaseApplication.reload
     try {
-        log::configure(next.errorlog, next.loglevel, next.accesslog, next.access_log_format);
+        log::configure(next);
     } catch (const std::exception &e) {
         LOG_ERROR("Reload failed, keeping the running configuration: %s", e.what());
         sd_notify("READY=1");
@@ -689,7 +694,7 @@ void Arbiter::reload() {
             next_listeners_ = create_listeners(next.address, bo);
         } catch (const std::exception &e) {
             LOG_ERROR("Reload failed, keeping the running configuration: %s", e.what());
-            log::configure(cfg_.errorlog, cfg_.loglevel, cfg_.accesslog, cfg_.access_log_format);
+            log::configure(cfg_);
             sd_notify("READY=1");
             return;
         }
@@ -731,7 +736,7 @@ void Arbiter::check_reload() {
         kill_generation(generation_ + 1, SIGKILL);
         if (listeners_changed_) close_listeners(next_listeners_, true);
         try {
-            log::configure(cfg_.errorlog, cfg_.loglevel, cfg_.accesslog, cfg_.access_log_format);
+            log::configure(cfg_);
         } catch (const std::exception &) {
         }
         keep_python_settings(cfg_);  // the new configuration's hooks go with it

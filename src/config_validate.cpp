@@ -211,15 +211,20 @@ V v_statsd_address(const V &v) {
     V s = v_string(v);
     if (s.kind == V::NONE) return s;
     // gunicorn keeps "unix:8125" meaning host "unix", port 8125.
+    // The tuple's parts are kept in `list` for apply_statsd_host.
+    auto tuple = [](const std::string &host, long long port) {
+        std::string t = "(" + repr_str(host) + ", " + std::to_string(port) + ")";
+        V r = V::text(t, t);
+        r.list = {V::str(host), V::integer(port)};
+        return r;
+    };
     if (starts_with(s.s, "unix:") && s.s.size() > 5 && s.s.find_first_not_of("0123456789", 5) == std::string::npos)
-        return V::text("('unix', " + std::to_string(std::atoll(s.s.c_str() + 5)) + ")",
-                       "('unix', " + std::to_string(std::atoll(s.s.c_str() + 5)) + ")");
+        return tuple("unix", std::atoll(s.s.c_str() + 5));
     try {
         Address a = parse_address(s.s, 8125);
         if (a.kind == Address::UNIX) return V::str(a.host);
         if (a.kind == Address::FD) return V::integer(a.fd);
-        std::string t = "(" + repr_str(a.host) + ", " + std::to_string(a.port) + ")";
-        return V::text(t, t);
+        return tuple(a.host, a.port);
     } catch (const std::invalid_argument &) {
         throw Invalid{"Value must be one of ('host:port', 'unix://PATH')"};
     }
@@ -504,6 +509,22 @@ void apply_pidfile(Config &c, const V &v) {
 void apply_accesslog(Config &c, const V &v) {
     c.accesslog = as_string(v);
     if (!c.accesslog.empty() && c.accesslog != "-") check_parent_dir("accesslog", c.accesslog);
+}
+
+// statsd.py connects to the path (a str) or to the (host, port) tuple; a
+// file descriptor (fd://N) it cannot use, and sends nothing.
+void apply_statsd_host(Config &c, const V &v) {
+    c.statsd_host.clear();
+    c.statsd_port = -1;
+    if (v.kind == V::STR) {
+        c.statsd_host = v.s;
+    } else if (v.kind == V::PYOBJ && v.list.size() == 2) {
+        if (v.list[1].i < 1 || v.list[1].i > 65535) throw Invalid{std::to_string(v.list[1].i) + " is not a valid port number."};
+        c.statsd_host = v.list[0].s;
+        c.statsd_port = static_cast<int>(v.list[1].i);
+    } else if (v.kind == V::INT) {
+        warn(c, "statsd_host = " + std::to_string(v.i) + " has no effect: a file descriptor is not a StatsD address");
+    }
 }
 
 void apply_errorlog(Config &c, const V &v) {

@@ -10,6 +10,9 @@
 // "%(t)s" and error-log timestamps are formatted at most once per second.
 #include "cunicorn/log.h"
 
+#include "cunicorn/config.h"
+#include "cunicorn/statsd.h"
+
 #include <cerrno>
 #include <climits>
 #include <cstdarg>
@@ -21,6 +24,10 @@
 #include <stdexcept>
 
 #include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 namespace cunicorn::log {
@@ -732,7 +739,314 @@ void reopen_target(const std::string &path, int fd) {
     ::close(nfd);
 }
 
+// --- syslog ---------------------------------------------------------------
+//
+// glogging.py adds a logging.handlers.SysLogHandler to the error logger
+// and, unless disable_redirect_access_to_syslog, to the access logger.
+// The socket is opened by the master and inherited by the workers, as
+// there. Unlike SysLogHandler, a send never waits: a full socket drops the
+// line, and a receiver that went away is connected to again at most once
+// a second (SysLogHandler blocks, and never reconnects over TCP).
+
+bool g_sys_error = false;   // error lines go to syslog
+bool g_sys_access = false;  // access lines too
+
+struct Syslog {
+    int facility = 1;
+    std::string error_tag, access_tag;  // "gunicorn.<prefix>.error: "
+    SyslogAddress addr;
+    struct sockaddr_storage sa;         // UDP/TCP, resolved by configure()
+    socklen_t salen = 0;
+    int fd = -1;
+    int type = 0;                       // SOCK_DGRAM or SOCK_STREAM once connected
+    bool connected = false;
+    int64_t retry_at = 0;
+};
+
+Syslog &g_sys() {
+    static Syslog s;
+    return s;
+}
+
+const int64_t SYSLOG_RETRY_MS = 1000;
+
+int64_t mono_ms() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// logging.handlers.SysLogHandler.priority_map, by Level.
+const int SYSLOG_PRIORITY[] = {7, 6, 4, 3, 2};
+
+const struct {
+    const char *name;
+    int code;
+} FACILITIES[] = {
+    {"auth", 4},    {"authpriv", 10}, {"cron", 9},    {"daemon", 3},  {"ftp", 11},    {"kern", 0},
+    {"lpr", 6},     {"mail", 2},      {"news", 7},    {"security", 4}, {"syslog", 5},  {"user", 1},
+    {"uucp", 8},    {"local0", 16},   {"local1", 17}, {"local2", 18}, {"local3", 19}, {"local4", 20},
+    {"local5", 21}, {"local6", 22},   {"local7", 23},
+};
+
+void sys_close(Syslog &s) {
+    if (s.fd >= 0) ::close(s.fd);
+    s.fd = -1;
+    s.connected = false;
+}
+
+int new_socket(int family, int type) {
+    int fd = ::socket(family, type, 0);
+    if (fd < 0) return -1;
+    (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    int fl = ::fcntl(fd, F_GETFL);
+    if (fl >= 0) (void)::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    return fd;
+}
+
+// connect(2) on a non-blocking socket, waiting up to timeout_ms for a TCP
+// handshake.
+bool connect_wait(int fd, const struct sockaddr *sa, socklen_t len, int timeout_ms) {
+    int r;
+    do {
+        r = ::connect(fd, sa, len);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) return true;
+    if (errno != EINPROGRESS) return false;
+    struct pollfd p = {fd, POLLOUT, 0};
+    if (::poll(&p, 1, timeout_ms) != 1) {
+        errno = ETIMEDOUT;
+        return false;
+    }
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) return false;
+    errno = err;
+    return err == 0;
+}
+
+// SysLogHandler.createSocket / _connect_unixsocket: a unix socket is tried
+// as datagram first, then as stream, unless "#dgram" fixed the type.
+bool sys_connect(Syslog &s, int timeout_ms) {
+    sys_close(s);
+    if (s.addr.kind == SyslogAddress::UNIX) {
+        struct sockaddr_un sun;
+        std::memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        if (s.addr.host.size() >= sizeof sun.sun_path) {
+            errno = ENAMETOOLONG;
+            return false;
+        }
+        std::memcpy(sun.sun_path, s.addr.host.data(), s.addr.host.size());
+        for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
+            if (type == SOCK_STREAM && s.addr.dgram_only) break;
+            s.fd = new_socket(AF_UNIX, type);
+            if (s.fd < 0) return false;
+            if (connect_wait(s.fd, reinterpret_cast<struct sockaddr *>(&sun), sizeof sun, timeout_ms)) {
+                s.type = type;
+                s.connected = true;
+                return true;
+            }
+            int err = errno;
+            sys_close(s);
+            errno = err;
+        }
+        return false;
+    }
+    s.type = s.addr.kind == SyslogAddress::UDP ? SOCK_DGRAM : SOCK_STREAM;
+    s.fd = new_socket(s.sa.ss_family, s.type);
+    if (s.fd < 0) return false;
+    // UDP is sent with sendto(2) to the resolved address, as SysLogHandler does.
+    if (s.type == SOCK_STREAM &&
+        !connect_wait(s.fd, reinterpret_cast<struct sockaddr *>(&s.sa), s.salen, timeout_ms)) {
+        int err = errno;
+        sys_close(s);
+        errno = err;
+        return false;
+    }
+    s.connected = true;
+    return true;
+}
+
+ssize_t sys_write(Syslog &s, const std::string &msg) {
+    int flags = MSG_DONTWAIT;
+#ifdef MSG_NOSIGNAL
+    flags |= MSG_NOSIGNAL;
+#endif
+    ssize_t w;
+    do {
+        if (s.addr.kind == SyslogAddress::UDP)
+            w = ::sendto(s.fd, msg.data(), msg.size(), flags, reinterpret_cast<struct sockaddr *>(&s.sa), s.salen);
+        else
+            w = ::send(s.fd, msg.data(), msg.size(), flags);
+    } while (w < 0 && errno == EINTR);
+    return w;
+}
+
+// SysLogHandler.emit: "<PRI>" + format(record) + "\0", where the format
+// is "<tag>[%(process)d] %(message)s" and PRI = facility << 3 | priority.
+void put_syslog_message(std::string &out, int facility, Level level, std::string_view tag, long pid,
+                        std::string_view text) {
+    char head[32];
+    int n = std::snprintf(head, sizeof head, "<%d>", (facility << 3) | SYSLOG_PRIORITY[static_cast<int>(level)]);
+    out.append(head, static_cast<size_t>(n));
+    out.append(tag);
+    n = std::snprintf(head, sizeof head, "[%ld] ", pid);
+    out.append(head, static_cast<size_t>(n));
+    out.append(text);
+    out.push_back('\0');
+}
+
+void sys_send(Level level, const std::string &tag, std::string_view text) {
+    Syslog &s = g_sys();
+    int saved = errno;
+    thread_local std::string msg;  // reused: no allocation per line once warm
+    try {
+        msg.clear();
+        put_syslog_message(msg, s.facility, level, tag, static_cast<long>(getpid()), text);
+    } catch (const std::bad_alloc &) {
+        errno = saved;
+        return;
+    }
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (!s.connected) {
+            int64_t now = mono_ms();
+            if (now < s.retry_at) break;
+            s.retry_at = now + SYSLOG_RETRY_MS;
+            if (!sys_connect(s, 50)) break;
+        }
+        ssize_t w = sys_write(s, msg);
+        if (w == static_cast<ssize_t>(msg.size())) break;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EMSGSIZE))
+            break;  // full, or too big for a datagram: this line is lost
+        if (s.addr.kind == SyslogAddress::UDP) break;
+        // The receiver went away, or a stream took part of the line (its
+        // framing is lost): connect again and send the line once more, as
+        // SysLogHandler.emit does for unix sockets.
+        sys_close(s);
+        if (w > 0) break;
+    }
+    errno = saved;
+}
+
+// statsd.py counts calls to critical, error, warning and exception, at any
+// log level; an error that carries a traceback came from exception().
+void count_call(Level level, std::string_view text) {
+    if (level < Level::WARNING || !statsd::enabled()) return;
+    const char *name = "warning";
+    if (level == Level::CRITICAL) name = "critical";
+    else if (level == Level::ERROR)
+        name = text.find("\nTraceback (most recent call last):\n") != std::string_view::npos ? "exception" : "error";
+    statsd::log_call(name);
+}
+
+// What configure() takes from the configuration for syslog.
+struct SyslogSetup {
+    bool on = false, access = false;
+    Syslog sys;
+};
+
+void resolve(Syslog &s) {
+    struct addrinfo hints, *res = nullptr;
+    std::memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = s.addr.kind == SyslogAddress::UDP ? SOCK_DGRAM : SOCK_STREAM;
+    std::string port = std::to_string(s.addr.port);
+    int rc = ::getaddrinfo(s.addr.host.c_str(), port.c_str(), &hints, &res);
+    if (rc != 0 || !res)
+        throw std::runtime_error("syslog_addr: cannot resolve '" + s.addr.host + "': " + gai_strerror(rc));
+    std::memcpy(&s.sa, res->ai_addr, res->ai_addrlen);
+    s.salen = res->ai_addrlen;
+    ::freeaddrinfo(res);
+}
+
+SyslogSetup syslog_setup(const Config &cfg) {
+    SyslogSetup out;
+    if (!cfg.syslog) return out;
+    Syslog &s = out.sys;
+    s.facility = syslog_facility(cfg.syslog_facility);
+    if (s.facility < 0) throw std::runtime_error("unknown facility name: '" + cfg.syslog_facility + "'");
+    s.addr = parse_syslog_address(cfg.syslog_addr);
+    if (s.addr.kind != SyslogAddress::UNIX) resolve(s);
+    // _set_syslog_handler: cfg.syslog_prefix or cfg.proc_name.replace(":", ".")
+    std::string prefix = cfg.syslog_prefix;
+    if (prefix.empty()) {
+        prefix = cfg.name();
+        for (char &c : prefix)
+            if (c == ':') c = '.';
+    }
+    s.error_tag = "gunicorn." + prefix + ".error: ";
+    s.access_tag = "gunicorn." + prefix + ".access: ";
+    out.on = true;
+    out.access = !cfg.disable_redirect_access_to_syslog;
+    return out;
+}
+
+std::string address_text(const SyslogAddress &a) {
+    if (a.kind == SyslogAddress::UNIX) return "unix://" + a.host;
+    return std::string(a.kind == SyslogAddress::UDP ? "udp://" : "tcp://") + a.host + ":" + std::to_string(a.port);
+}
+
 }  // namespace
+
+SyslogAddress parse_syslog_address(const std::string &addr_in) {
+    SyslogAddress a;
+    std::string addr = addr_in;
+    if (addr.rfind("unix://", 0) == 0) {
+        a.kind = SyslogAddress::UNIX;
+        size_t hash = addr.find('#');
+        if (hash != std::string::npos) {
+            a.dgram_only = addr.compare(hash + 1, std::string::npos, "dgram") == 0;
+            addr.resize(hash);
+        }
+        a.host = addr.substr(7);
+        // gunicorn takes "unix://" and then fails to connect, silently.
+        if (a.host.empty()) throw std::runtime_error("invalid syslog address: '" + addr_in + "'");
+        return a;
+    }
+    if (addr.rfind("udp://", 0) == 0) {
+        a.kind = SyslogAddress::UDP;
+    } else if (addr.rfind("tcp://", 0) == 0) {
+        a.kind = SyslogAddress::TCP;
+    } else {
+        throw std::runtime_error("invalid syslog address: '" + addr_in + "'");
+    }
+    addr = addr.substr(6);
+    size_t open = addr.find('['), close = addr.find(']');
+    if (open != std::string::npos && close != std::string::npos) {
+        std::string before = addr.substr(0, addr.find(']'));
+        a.host = before.empty() ? "" : before.substr(1);
+    } else if (addr.find(':') != std::string::npos) {
+        a.host = addr.substr(0, addr.find(':'));
+    } else {
+        a.host = addr;
+    }
+    for (char &c : a.host) c = ascii_lower(c);
+    // gunicorn defaults only an empty address to localhost; an empty host
+    // before ":PORT" would not resolve there.
+    if (a.host.empty()) a.host = "localhost";
+    if (close != std::string::npos) addr = addr.substr(addr.rfind(']') + 1);
+    size_t colon = addr.find(':');
+    if (colon != std::string::npos) {
+        std::string port = addr.substr(colon + 1);
+        bool digits = !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits || std::stoi(port) > 65535) throw std::runtime_error("'" + port + "' is not a valid port number.");
+        a.port = std::stoi(port);
+    }
+    return a;
+}
+
+int syslog_facility(std::string_view name) {
+    for (const auto &f : FACILITIES)
+        if (iequals(name, f.name)) return f.code;
+    return -1;
+}
+
+std::string syslog_message(int facility, Level level, std::string_view tag, long pid, std::string_view text) {
+    std::string out;
+    put_syslog_message(out, facility, level, tag, pid, text);
+    return out;
+}
 
 Level parse_level(std::string_view name) {
     // Logger.LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO)
@@ -788,6 +1102,29 @@ void configure(const std::string &errorlog, Level level, const std::string &acce
     }
 }
 
+void check(const Config &cfg) { (void)syslog_setup(cfg); }
+
+void configure(const Config &cfg) {
+    SyslogSetup next = syslog_setup(cfg);
+    configure(cfg.errorlog, cfg.loglevel, cfg.accesslog, cfg.access_log_format);
+    Syslog &s = g_sys();
+    sys_close(s);
+    g_sys_error = g_sys_access = false;
+    s = next.sys;
+    if (next.on) {
+        bool ok = sys_connect(s, 1000);
+        int err = errno;
+        s.retry_at = mono_ms() + SYSLOG_RETRY_MS;
+        g_sys_error = true;
+        g_sys_access = next.access;
+        if (!ok)
+            LOG_WARNING("syslog: cannot connect to %s: %s; trying again when logging", address_text(s.addr).c_str(),
+                        std::strerror(err));
+    }
+    statsd::configure(cfg.statsd_host, cfg.statsd_port, cfg.statsd_prefix, cfg.dogstatsd_tags,
+                      cfg.enable_backlog_metric);
+}
+
 void reopen() {
     // gunicorn reopen_files(): every FileHandler reopens its path; the
     // stream handlers ("-") are left alone.
@@ -813,6 +1150,7 @@ bool enabled(Level level) {
 }
 
 void write(Level level, const char *fmt, ...) {
+    count_call(level, {});
     if (!enabled(level)) return;
     int saved = errno;  // callers log, then may still inspect errno
     char stack[4096];
@@ -832,6 +1170,7 @@ void write(Level level, const char *fmt, ...) {
     if (need <= sizeof stack) {
         stack[need - 1] = '\n';
         emit(g_err_fd, stack, need);
+        if (g_sys_error) sys_send(level, g_sys().error_tag, std::string_view(stack + plen, need - 1 - plen));
     } else {
         std::unique_ptr<char[]> heap(new (std::nothrow) char[need + 1]);
         if (heap) {
@@ -839,6 +1178,7 @@ void write(Level level, const char *fmt, ...) {
             std::vsnprintf(heap.get() + plen, need + 1 - plen, fmt, ap2);
             heap[need - 1] = '\n';
             emit(g_err_fd, heap.get(), need);
+            if (g_sys_error) sys_send(level, g_sys().error_tag, std::string_view(heap.get() + plen, need - 1 - plen));
         } else {
             // Out of memory: the head of the line, visibly marked.
             std::memcpy(stack + sizeof stack - 5, "...\n", 4);
@@ -850,11 +1190,13 @@ void write(Level level, const char *fmt, ...) {
 }
 
 void write_text(Level level, std::string_view text) {
+    count_call(level, text);
     if (!enabled(level)) return;
     int saved = errno;
     // logging.Formatter drops the traceback's final newline and the
     // handler adds its own terminator.
     if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+    if (g_sys_error) sys_send(level, g_sys().error_tag, text);
     char stack[4096];
     size_t plen = format_prefix(level, stack);
     size_t need = plen + text.size() + 1;
@@ -888,22 +1230,26 @@ void write_raw(std::string_view text) {
 }
 
 bool access_enabled() {
-    return g_acc_fd >= 0;
+    // glogging.py access_log_enabled, and statsd.py's access() metrics.
+    return g_acc_fd >= 0 || g_sys_access || statsd::enabled();
 }
 
 void access(const AccessRecord &rec) {
-    if (g_acc_fd < 0) return;
     int saved = errno;
-    // One buffer per thread, reused: no allocation per request once warm.
-    thread_local std::string line;
-    try {
-        line.clear();
-        render(g_format(), rec, static_cast<int64_t>(::time(nullptr)), line);
-        line.push_back('\n');
-        emit(g_acc_fd, line.data(), line.size());
-    } catch (const std::bad_alloc &) {
-        // No exceptions in the request path: an access line is droppable.
+    if (g_acc_fd >= 0 || g_sys_access) {
+        // One buffer per thread, reused: no allocation per request once warm.
+        thread_local std::string line;
+        try {
+            line.clear();
+            render(g_format(), rec, static_cast<int64_t>(::time(nullptr)), line);
+            if (g_sys_access) sys_send(Level::INFO, g_sys().access_tag, line);
+            line.push_back('\n');
+            if (g_acc_fd >= 0) emit(g_acc_fd, line.data(), line.size());
+        } catch (const std::bad_alloc &) {
+            // No exceptions in the request path: an access line is droppable.
+        }
     }
+    statsd::request(rec.status, rec.duration_us);
     errno = saved;
 }
 

@@ -127,15 +127,14 @@ int main(int argc, char **argv) {
     // script checking a config must see the reason, not find a log file
     // created (the missing directories were checked by load_config).
     bool check_only = cfg.check_config || cfg.print_config;
-    if (!check_only) {
-        try {
-            log::configure(cfg.errorlog, cfg.loglevel, cfg.accesslog, cfg.access_log_format);
-        } catch (const std::exception &e) {
-            // log.cpp words it as gunicorn's glogging does, "Error: " included.
-            const char *what = e.what();
-            std::fprintf(stderr, "%s%s\n", std::strncmp(what, "Error: ", 7) == 0 ? "" : "Error: ", what);
-            return 1;
-        }
+    try {
+        if (check_only) log::check(cfg);  // the syslog settings, opening nothing
+        else log::configure(cfg);
+    } catch (const std::exception &e) {
+        // log.cpp words it as gunicorn's glogging does, "Error: " included.
+        const char *what = e.what();
+        std::fprintf(stderr, "%s%s\n", std::strncmp(what, "Error: ", 7) == 0 ? "" : "Error: ", what);
+        return 1;
     }
     if (!check_only && cfg.capture_output && cfg.errorlog != "-" && !log::fds().empty()) {
         // print() output of the app goes to the error log file.

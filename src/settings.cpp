@@ -189,8 +189,6 @@ const char *const DIRTY = "Dirty Arbiters";
 const char *const DIRTY_HOOKS = "Dirty Arbiter Hooks";
 const char *const CONTROL = "Control";
 
-const char *const NO_SYSLOG = "syslog logging is not implemented yet";
-const char *const NO_STATSD = "StatsD metrics are not implemented yet";
 const char *const NO_LOGCONFIG = "Python logging configuration is not supported yet";
 const char *const NO_HTTP2 = "HTTP/2 is not supported; only HTTP/1.x is served";
 const char *const NO_ASGI = "the ASGI worker is not supported";
@@ -378,7 +376,7 @@ const Row ROWS[] = {
         .to(apply_accesslog)
         .help("The Access log file to write to ('-' means stdout)."),
     flag_row("disable_redirect_access_to_syslog", LOGGING, {"--disable-redirect-access-to-syslog"})
-        .no_effect(NO_SYSLOG)
+        .to(store<&Config::disable_redirect_access_to_syslog>)
         .help("Disable redirect access logs to syslog."),
     str_row("access_log_format", LOGGING, {"--access-logformat"}, "STRING",
             [] { return V::str("%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\""); })
@@ -409,33 +407,33 @@ const Row ROWS[] = {
         .no_effect(NO_LOGCONFIG)
         .help("The log config to read config from a JSON file."),
     str_row("syslog_addr", LOGGING, {"--log-syslog-to"}, "SYSLOG_ADDR", d_syslog_addr)
-        .no_effect(NO_SYSLOG)
+        .to(store<&Config::syslog_addr>)
         .help("Address to send syslog messages: unix://PATH#TYPE, udp://HOST:PORT, tcp://HOST:PORT."),
     flag_row("syslog", LOGGING, {"--log-syslog"})
-        .no_effect(NO_SYSLOG)
+        .to(store<&Config::syslog>)
         .help("Send Gunicorn logs to syslog."),
     str_row("syslog_prefix", LOGGING, {"--log-syslog-prefix"}, "SYSLOG_PREFIX", d_none)
-        .no_effect(NO_SYSLOG)
+        .to(store<&Config::syslog_prefix>)
         .help("Makes Gunicorn use the parameter as program-name in the syslog entries."),
     str_row("syslog_facility", LOGGING, {"--log-syslog-facility"}, "SYSLOG_FACILITY",
             [] { return V::str("user"); })
-        .no_effect(NO_SYSLOG)
+        .to(store<&Config::syslog_facility>)
         .help("Syslog facility name."),
     flag_row("enable_stdio_inheritance", LOGGING, {"-R", "--enable-stdio-inheritance"})
         .no_effect("not implemented yet")
         .help("Enable stdio inheritance in daemon mode."),
     str_row("statsd_host", LOGGING, {"--statsd-host"}, "STATSD_ADDR", d_none)
         .check(v_statsd_address)
-        .no_effect(NO_STATSD)
+        .to(apply_statsd_host)
         .help("The address of the StatsD server to log to: HOST:PORT or unix://PATH."),
     str_row("dogstatsd_tags", LOGGING, {"--dogstatsd-tags"}, "DOGSTATSD_TAGS", d_empty_str)
-        .no_effect(NO_STATSD)
+        .to(store<&Config::dogstatsd_tags>)
         .help("A comma-delimited list of datadog statsd (dogstatsd) tags to append to statsd metrics."),
     str_row("statsd_prefix", LOGGING, {"--statsd-prefix"}, "STATSD_PREFIX", d_empty_str)
-        .no_effect(NO_STATSD)
+        .to(store<&Config::statsd_prefix>)
         .help("Prefix to use when emitting statsd metrics."),
     flag_row("enable_backlog_metric", LOGGING, {"--enable-backlog-metric"})
-        .no_effect(NO_STATSD)
+        .to(store<&Config::enable_backlog_metric>)
         .help("Enable socket backlog metric (Linux only)."),
 
     // Process Naming

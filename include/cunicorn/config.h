@@ -145,6 +145,17 @@ struct Config {
     std::string errorlog = "-";         // "" only if the file set it to None
     log::Level loglevel = log::Level::INFO;  // unknown names became INFO
     bool capture_output = false;
+    // Syslog (glogging.py _set_syslog_handler; log::configure checks the
+    // address and facility when syslog is on) and StatsD (statsd.py).
+    bool syslog = false;
+    std::string syslog_addr;
+    std::string syslog_prefix;          // "" = proc_name with ':' -> '.'
+    std::string syslog_facility = "user";
+    bool disable_redirect_access_to_syslog = false;
+    std::string statsd_host;            // "" = off; a unix socket path when statsd_port < 0
+    int statsd_port = -1;
+    std::string statsd_prefix, dogstatsd_tags;
+    bool enable_backlog_metric = false;
 
     // Process Naming
     std::string proc_name;              // "" = default_proc_name

@@ -12,6 +12,10 @@
 
 #include <sys/types.h>
 
+namespace cunicorn {
+struct Config;
+}
+
 namespace cunicorn::log {
 
 enum class Level : uint8_t { DEBUG, INFO, WARNING, ERROR, CRITICAL };
@@ -23,6 +27,15 @@ Level parse_level(std::string_view name);
 // Throws std::runtime_error naming the path when a file cannot be opened.
 void configure(const std::string &errorlog, Level level,
                const std::string &accesslog, const std::string &access_format);
+// Everything the configuration says about logging: the two logs above,
+// syslog (glogging.py _set_syslog_handler) and StatsD (statsd::configure).
+// Throws std::runtime_error for a log file that cannot be opened, an
+// unknown syslog facility or an unusable syslog address; the previous
+// configuration then stays in place. Master only (start-up, HUP).
+void configure(const Config &cfg);
+// What configure(cfg) would reject, without opening anything
+// (--check-config).
+void check(const Config &cfg);
 // Reopens file targets (USR1). Errors are logged, never fatal.
 void reopen();
 // File descriptors of the open log files, to keep across fork/exec decisions.
@@ -70,6 +83,22 @@ struct AccessRecord {
 
 bool access_enabled();
 void access(const AccessRecord &rec);
+
+// Syslog, as glogging.py sends it through logging.handlers.SysLogHandler:
+// "<PRI>gunicorn.<prefix>.<error|access>: [<pid>] <message>\0".
+struct SyslogAddress {
+    enum Kind { UNIX, UDP, TCP } kind = UDP;
+    bool dgram_only = false;  // unix "#dgram"; otherwise datagram, then stream
+    std::string host;         // UDP/TCP host (lower-cased), or the UNIX path
+    int port = 514;
+};
+// glogging.py parse_syslog_address; throws std::runtime_error
+// ("invalid syslog address", "'x' is not a valid port number.").
+SyslogAddress parse_syslog_address(const std::string &addr);
+// SYSLOG_FACILITIES[name.lower()], or -1.
+int syslog_facility(std::string_view name);
+// One message as sent (the NUL terminator included).
+std::string syslog_message(int facility, Level level, std::string_view tag, long pid, std::string_view text);
 
 // Formats one access line without writing it (unit tests, and access()).
 // `now` is the wall-clock time shown by %(t)s.

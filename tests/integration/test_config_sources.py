@@ -341,7 +341,7 @@ class WarningsOnReload(Case):
     error log file."""
 
     BANNER = 'WARNING: configuration file should have a valid Python extension.'
-    NO_EFFECT = 'Warning: statsd_prefix = x has no effect'
+    NO_EFFECT = 'Warning: tmp_upload_dir = x has no effect'
 
     def counts(self, srv):
         err = server.read_text(srv.path('stderr.txt'))
@@ -352,7 +352,7 @@ class WarningsOnReload(Case):
 
     def test_printed_on_stderr_at_start_and_on_each_hup(self):
         srv = server.Server(TINY_APP, ['-c', 'settings.conf'], module='tiny',
-                            files={'settings.conf': "statsd_prefix = 'x'\n"})
+                            files={'settings.conf': "tmp_upload_dir = 'x'\n"})
         srv.start()
         self.addCleanup(srv.stop)
         self.assertEqual(self.counts(srv), self.expected(1), server.tail(srv.log_text()))

@@ -214,11 +214,10 @@ TEST(config_table_support_status) {
                           "pre_request", "secure_scheme_headers", "proxy_protocol", "header_map", "accesslog",
                           "reload", "reload_engine", "reload_extra_files", "spew", "paste", "raw_paste_global_conf",
                           "certfile", "keyfile", "ca_certs", "cert_reqs", "ciphers", "suppress_ragged_eofs",
-                          "ssl_context"})
+                          "ssl_context", "statsd_host", "syslog"})
         CHECK(find_setting(n)->support == Support::IMPLEMENTED);
     for (const char *n : {"protocol"}) CHECK(find_setting(n)->support == Support::REFUSED);
-    for (const char *n : {"statsd_host", "syslog", "http_protocols", "dirty_workers", "ssl_version",
-                          "do_handshake_on_connect"})
+    for (const char *n : {"http_protocols", "dirty_workers", "ssl_version", "do_handshake_on_connect"})
         CHECK(find_setting(n)->support == Support::ACCEPTED_NO_EFFECT);
 }
 
@@ -842,7 +841,9 @@ TEST(config_no_effect_and_refused) {
     Fixture f;
     Config c = load({"--spew", "--statsd-host", "localhost", "--http-protocols", "h1,h2", "app:app"});
     CHECK(!has_warning(c, "spew = True"));
-    CHECK(has_warning(c, "statsd_host = ('localhost', 8125) has no effect"));
+    CHECK(!has_warning(c, "statsd_host"));
+    CHECK_EQ(c.statsd_host, "localhost");
+    CHECK_EQ(c.statsd_port, 8125);
     CHECK(has_warning(c, "http_protocols = ['h1', 'h2'] has no effect: HTTP/2 is not supported"));
     CHECK(c.spew);
     CHECK(load({"--reload", "app:app"}).warnings.empty());
