@@ -47,10 +47,12 @@ LIBS = $(PY_LIBS) -lpthread
 CORE_SRCS = src/http_parser.cpp src/http_writer.cpp src/log.cpp src/ev.cpp \
 	src/ev_epoll.cpp src/ev_kqueue.cpp src/sock.cpp src/config.cpp \
 	src/pyembed.cpp src/wsgi.cpp src/hooks.cpp src/worker.cpp \
+	src/conn.cpp src/executor_sync.cpp \
 	src/arbiter.cpp src/platform.cpp src/reloader.cpp src/tls.cpp
 CORE_OBJS = src/http_parser.o src/http_writer.o src/log.o src/ev.o \
 	src/ev_epoll.o src/ev_kqueue.o src/sock.o src/config.o \
 	src/pyembed.o src/wsgi.o src/hooks.o src/worker.o \
+	src/conn.o src/executor_sync.o \
 	src/arbiter.o src/platform.o src/reloader.o src/tls.o
 UNIT_SRCS = tests/unit/main.cpp tests/unit/test_http_parser.cpp \
 	tests/unit/test_conformance.cpp tests/unit/test_http_writer.cpp \
