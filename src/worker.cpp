@@ -167,12 +167,6 @@ const WorkerClass *find_class(std::string_view name) {
     return nullptr;
 }
 
-int64_t now_ms() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 void beat(Process &p) {
     int64_t now = now_ms();
     if (now - p.last_beat < 1000) return;
