@@ -222,6 +222,7 @@ struct Conn {
     std::string out;
     size_t out_off = 0;
     http::Request req;
+    std::string head;           // req's bytes while its body is read (own_head)
     // The request in flight, with its body source and sink (reused by
     // each request on the connection).
     Exchange ex;
@@ -873,10 +874,31 @@ bool clients_queueing(Engine &e) {
 
 void on_exchange_complete(Exchange &ex);
 
+// Reading the body refills the input buffer, which moves or overwrites
+// the bytes of the head that req's views point into. A request with a
+// body gets those bytes copied to the connection's own string first, so
+// that the request object stays valid until it completes (its method and
+// target are still read for the response's framing and the error log).
+void own_head(Conn &c, size_t head_len) {
+    auto base = reinterpret_cast<uintptr_t>(c.in.data());
+    c.head.assign(c.in.data(), head_len);
+    auto move = [&](std::string_view &v) {
+        auto at = reinterpret_cast<uintptr_t>(v.data());
+        if (at >= base && at < base + head_len) v = std::string_view(c.head.data() + (at - base), v.size());
+    };
+    http::Request &r = c.req;
+    for (std::string_view *v : {&r.method, &r.target, &r.path, &r.query, &r.fragment, &r.scheme}) move(*v);
+    for (http::Header &h : r.headers) {
+        move(h.name);
+        move(h.value);
+    }
+}
+
 // Hands the request whose head is the first head_len buffered bytes to
 // the executor, with the connection's body source and sink.
 void dispatch(Conn &c, size_t head_len) {
     Engine &e = *c.e;
+    if (c.req.body != http::BodyKind::NONE) own_head(c, head_len);
     c.in.consume(head_len);
     ++e.p.nr;
     ++c.requests;
