@@ -219,7 +219,7 @@ void status_begin(WorkerStatus *slot, std::string_view method, std::string_view 
     if (!slot) return;
     auto copy = [](char *dst, size_t cap, std::string_view src) {
         size_t n = std::min(cap - 1, src.size());
-        std::memcpy(dst, src.data(), n);
+        if (n) std::memcpy(dst, src.data(), n);  // "" for a unix peer may have no data()
         dst[n] = '\0';
     };
     copy(slot->method, sizeof slot->method, method);
