@@ -52,7 +52,6 @@ struct Objects {
     PyObject *self = nullptr;      // this worker process's Worker
     PyObject *wsgi = nullptr;      // the loaded application (borrowed from wsgi.cpp's setup)
     PyObject *wsgi_own = nullptr;  // imported here by app.wsgi()
-    PyObject *current = nullptr;   // req of the request the app is running
 };
 Objects O;
 bool g_failed = false;
@@ -749,11 +748,8 @@ void pre_request(RequestRef &slot, const RequestInfo &info) {
     }
 }
 
-void begin_request(RequestRef &slot) { Py_XSETREF(O.current, slot.release()); }
-
-void post_request(PyObject *environ, const http::Response &resp) {
-    Ref req = Ref::steal(O.current);
-    O.current = nullptr;
+void post_request(RequestRef &slot, PyObject *environ, const http::Response &resp) {
+    Ref req = Ref::steal(slot.release());
     PyObject *fn = hook("post_request", worker_cfg());
     if (!fn || !req || !O.self) return;
     Ref headers = Ref::steal(PyList_New(static_cast<Py_ssize_t>(resp.headers.size())));

@@ -32,7 +32,7 @@ namespace {
 
 // Per-request state shared by start_response, write() and wsgi.input.
 struct State {
-    RequestContext *ctx = nullptr;
+    Exchange *ctx = nullptr;
     http::Response *resp = nullptr;
     bool start_called = false;
     bool warned_no_body = false;
@@ -657,7 +657,7 @@ struct EnvironError {
 // Builds the environ (gunicorn/http/wsgi.py create()). Returns null with a
 // Python exception, or with `err` set for a configuration problem.
 PyObject *build_environ(State *st, PyObject *input, EnvironError &err) {
-    const RequestContext &ctx = *st->ctx;
+    const Exchange &ctx = *st->ctx;
     const http::Request &req = *ctx.req;
     Ref env = Ref::steal(PyDict_Copy(g_base_environ));
     if (!env) return nullptr;
@@ -818,7 +818,7 @@ void access_log(const State &st, PyObject *environ, int64_t duration_us) {
     log::access(rec);
 }
 
-void log_app_error(const RequestContext &ctx) {
+void log_app_error(const Exchange &ctx) {
     std::string tb = py::fetch_traceback();
     std::string line = "Error handling request " + std::string(ctx.req->method) + " " + std::string(ctx.req->target);
     log::write_text(log::Level::ERROR, line + "\n" + tb);
@@ -888,12 +888,12 @@ bool setup(PyObject *app, const Config &cfg) {
     return true;
 }
 
-void send_continue(RequestContext &ctx) {
+void send_continue(Exchange &ctx) {
     static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
     ctx.sink->write(CONTINUE, sizeof CONTINUE - 1);
 }
 
-Outcome handle(RequestContext &ctx, http::Response &resp) {
+Outcome handle(Exchange &ctx, http::Response &resp) {
     auto started = std::chrono::steady_clock::now();
     resp.clear();
     State st;
@@ -1056,7 +1056,7 @@ Outcome handle(RequestContext &ctx, http::Response &resp) {
         access_log(st, environ.get(), us);
     }
     PyErr_Clear();
-    if (hooks::request_hooks()) hooks::post_request(environ.get(), resp);  // finished or failed
+    if (hooks::request_hooks()) hooks::post_request(ctx.hook_req, environ.get(), resp);  // finished or failed
     return out;
 }
 

@@ -82,7 +82,7 @@ void on_exit(const Server &s);
 void pre_exec(const Server &s);
 
 // ---------------------------------------------------------------------
-// Worker side (the sync worker calls these).
+// Worker side (the worker lifecycle and the connection engine call these).
 // ---------------------------------------------------------------------
 
 // What the worker object shows of the running worker. The pointers stay
@@ -147,12 +147,11 @@ struct RequestInfo {
 // req object into `slot` and calls pre_request(worker, req). Call once per
 // request, only when request_hooks().
 void pre_request(RequestRef &slot, const RequestInfo &info);
-// The request goes to the application now: its req object becomes the one
-// post_request sees (one application call at a time).
-void begin_request(RequestRef &slot);
 // The response finished or failed: post_request(worker, req, environ,
-// resp). `environ` may be null (shown as {}). Only when request_hooks().
-void post_request(PyObject *environ, const http::Response &resp);
+// resp) with the req object pre_request built into `slot` (taken from it,
+// so each request's own goes with it, however many are in flight).
+// `environ` may be null (shown as {}). Only when request_hooks().
+void post_request(RequestRef &slot, PyObject *environ, const http::Response &resp);
 
 // The loaded application (wsgi::setup), for worker.wsgi and app.wsgi().
 void set_app(PyObject *app);

@@ -1,6 +1,9 @@
-// The sync worker: one event loop over the listeners and client
-// connections; one application call at a time, with keep-alive,
-// pipelining and non-blocking I/O around it.
+// The worker process: what every worker class shares (gunicorn's
+// workers/base.py) -- boot after fork (signals, privileges, the app),
+// heartbeat, parent check, max_requests, graceful stop, the reloader's
+// hand-over -- and the table of worker classes. A class's run function
+// (executor.h) drives the connection engine (conn.h) with its executor
+// and calls back into this lifecycle.
 #ifndef CUNICORN_WORKER_H
 #define CUNICORN_WORKER_H
 
@@ -9,12 +12,18 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <ctime>
+#include <string_view>
 
 #include <vector>
 
 namespace cunicorn {
 
 struct Config;
+
+namespace ev {
+class Loop;
+}
 
 // A page shared by the master and one worker (a MAP_SHARED mapping of the
 // heartbeat file, made before fork): the worker says when it has booted
@@ -45,6 +54,120 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
 // Heartbeat: tells the master this process is alive (fchmod of the
 // unlinked temp file, as gunicorn's WorkerTmp.notify did).
 void heartbeat(int fd);
+
+namespace worker {
+
+// What the lifecycle asks of the class that holds the listeners.
+class Acceptor {
+public:
+    // Retirement: take no new connection (closes the listeners).
+    virtual void stop_accepting() = 0;
+
+protected:
+    ~Acceptor() = default;
+};
+
+// The worker process's own state: one per process.
+struct Process {
+    const Config *cfg = nullptr;
+    std::vector<Listener> *listeners = nullptr;
+    WorkerInfo info;
+    uint64_t nr = 0;             // requests served
+    uint64_t max_requests = 0;   // 0 = unlimited; this worker's, jitter included
+    bool stopping = false;       // graceful: finish in-flight, then exit
+    int64_t stop_deadline = 0;
+    int64_t last_beat = 0;
+    bool replacement_asked = false;  // max_requests is near
+    bool reload_pending = false;     // the reloader saw a change; the replacement boots
+    Acceptor *acceptor = nullptr;    // set while a class serves
+};
+
+// One worker class: `run` serves until the worker should exit and returns
+// its exit status.
+struct WorkerClass {
+    const char *name;
+    int (*run)(Process &p);
+};
+
+// The class for a worker_class value; null when none has that name.
+const WorkerClass *find_class(std::string_view name);
+
+// CLOCK_MONOTONIC in milliseconds; inline, as the engine reads it on
+// every request.
+inline int64_t now_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// The heartbeat, at most once a second.
+void beat(Process &p);
+
+// The class's loop is ready: watches the signal pipe, starts the
+// reloader, runs post_worker_init.
+void ready(Process &p, ev::Loop &loop);
+// Housekeeping a few times a second: heartbeat, the reloader's hand-over.
+// False when the master is gone and the worker must exit.
+bool housekeeping(Process &p);
+
+// Retirement (TERM, a HUP's old generation, TTOU, max_requests, the
+// reloader): no new connection; each response from now on closes its
+// connection, so every client is told before its connection goes; an idle
+// keep-alive connection stays open until its keep-alive deadline in case
+// its client is already sending the next request; the class's loop ends
+// when no connection is left, or at the graceful timeout (stop_deadline).
+void begin_graceful_stop(Process &p);
+
+// Asks the master to start a worker that will take this one's place.
+void ask_replacement(Process &p);
+
+// "Autorestarting worker after current request.", then begin_graceful_stop.
+void retire_at_max_requests(Process &p);
+
+// max_requests is a hard limit: a worker answers at most that many
+// requests (its own limit, max_requests plus its jitter), and exactly that
+// many unless it stops for another reason. It asks the master for its
+// replacement a little before (a tenth of the limit, at most 100
+// requests), so that with one worker a booted one is accepting when it
+// goes; gunicorn stops at the limit and the listen queue waits for the
+// respawn. It retires as soon as the requests it has answered, plus one
+// more on every connection it holds, reach the limit: from then on it
+// accepts nothing and closes each connection with its next response, so
+// the count cannot pass the limit. (Retiring as soon as the replacement
+// has booted would cut workers short of their limit, and the jitter range
+// with it.) The class calls this before every accept and before every
+// application call, and a few times a second, with `held` the connections
+// it holds and `open_conns()` those of them that may still bring a
+// request (asked only near the limit). Returns false once the worker
+// retires.
+template <class OpenConns>
+bool check_max_requests(Process &p, uint64_t held, OpenConns open_conns) {
+    if (!p.max_requests || p.stopping) return !p.stopping;
+    uint64_t margin = p.max_requests / 10;
+    if (margin > 100) margin = 100;
+    if (margin < 1) margin = 1;
+    if (!p.replacement_asked && p.nr + held + margin >= p.max_requests) ask_replacement(p);
+    if (p.nr + held < p.max_requests) return true;  // the cheap test first
+    if (p.nr + open_conns() < p.max_requests) return true;
+    retire_at_max_requests(p);
+    return false;
+}
+
+// The application is running (between the two calls): SIGINT and SIGQUIT
+// then run the hooks inside it (hooks::signal_quit).
+void app_call_begin();
+void app_call_end();
+// INT or QUIT came during an application call: blocking waits on a
+// client give up, so that the interpreter reaches the hooks soon.
+bool quit_requested();
+
+// The status page slot shows a request while the application runs it
+// (read by the master only if the request times out). `slot` may be null.
+void status_begin(WorkerStatus *slot, std::string_view method, std::string_view path, std::string_view peer,
+                  int64_t started_ms);
+void status_end(WorkerStatus *slot);
+
+}  // namespace worker
 
 }  // namespace cunicorn
 

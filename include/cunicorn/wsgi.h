@@ -1,17 +1,11 @@
 // The WSGI bridge (PEP 3333): environ, wsgi.input, start_response, the
 // write() callable, wsgi.file_wrapper, iteration and close(). It knows
-// nothing of sockets: the worker hands it a BodySource and a Sink.
+// nothing of sockets: the executor hands it the request object
+// (request.h) with its BodySource and Sink.
 #ifndef CUNICORN_WSGI_H
 #define CUNICORN_WSGI_H
 
-#include "cunicorn/http_parser.h"
-#include "cunicorn/http_writer.h"
-
-#include <sys/types.h>
-
-#include <cstdint>
-#include <string>
-#include <string_view>
+#include "cunicorn/request.h"
 
 struct _object;
 
@@ -20,55 +14,6 @@ struct Config;
 }
 
 namespace cunicorn::wsgi {
-
-// The decoded request body, read on demand while the app runs.
-class BodySource {
-public:
-    virtual ~BodySource() = default;
-    // Reads up to n decoded body bytes, blocking (with the GIL released)
-    // until at least one byte, the end of the body (0) or an error (-1,
-    // with error() telling what).
-    virtual long read(char *dst, size_t n) = 0;
-    virtual const std::string &error() const = 0;
-    // The parser error behind error(), or NONE for an I/O failure.
-    virtual http::Error error_code() const = 0;
-};
-
-// Where response bytes go. The bridge frames them (head, chunks); the sink
-// buffers and writes, blocking only when its buffer is full.
-class Sink {
-public:
-    virtual ~Sink() = default;
-    // Queues bytes; returns false once the client is gone.
-    virtual bool write(const char *p, size_t n) = 0;
-    // Hands every queued byte to the socket, waiting for the client as
-    // long as it takes it in time (a streamed block must not wait for the
-    // next one); returns false once the client is gone. A queued file
-    // (send_file) is left to the sink's own pace.
-    virtual bool flush() = 0;
-    // Sends n bytes of fd starting at offset (sendfile where possible).
-    virtual bool send_file(int fd, off_t offset, size_t n) = 0;
-};
-
-struct RequestContext {
-    const http::Request *req = nullptr;
-    std::string_view remote_addr;   // "" for unix-socket peers
-    int remote_port = -1;           // -1 for unix-socket peers
-    std::string_view server_name;
-    std::string_view server_port;
-    std::string_view url_scheme = "http";
-    bool peer_trusted = false;      // forwarded_allow_ips said yes
-    const http::ProxyInfo *proxy = nullptr;  // from a PROXY protocol header
-    bool force_close = false;       // worker stopping, max_requests, keepalive 0
-    BodySource *body = nullptr;
-    Sink *sink = nullptr;
-};
-
-struct Outcome {
-    bool keep_alive = false;    // the connection may serve another request
-    bool client_gone = false;   // writing failed
-    bool body_error = false;    // the request body was malformed or cut short
-};
 
 // Imports the application (cfg.wsgi_app) in this process and prepares the
 // bridge. Returns 0, or the worker exit status gunicorn uses: 3 when the
@@ -96,10 +41,10 @@ bool setup(_object *app, const Config &cfg);
 // Runs one request through the app and writes the whole response (the
 // sink may still hold unsent bytes on return). Never throws; Python errors
 // are logged and become a 500 or a closed connection.
-Outcome handle(RequestContext &ctx, http::Response &resp);
+Outcome handle(Exchange &ctx, http::Response &resp);
 
 // Writes the bytes of an interim "100 Continue" when the request asked.
-void send_continue(RequestContext &ctx);
+void send_continue(Exchange &ctx);
 
 }  // namespace cunicorn::wsgi
 
