@@ -545,6 +545,23 @@ void apply_header_map(Config &c, const V &v) {
                                                                  : http::HeaderMap::DROP;
 }
 
+// v_reload_engine's names.
+void apply_reload_engine(Config &c, const V &v) {
+    std::string name = as_string(v);
+    c.reload_engine = name == "poll"      ? Config::ReloadEngine::POLL
+                      : name == "inotify" ? Config::ReloadEngine::INOTIFY
+                                          : Config::ReloadEngine::AUTO;
+}
+
+// v_raw_env made sure each entry has an "=".
+void apply_raw_env(Config &c, const V &v) {
+    c.raw_env.clear();
+    for (const std::string &kv : as_strings(v)) {
+        size_t eq = kv.find('=');
+        c.raw_env.emplace_back(kv.substr(0, eq), eq == std::string::npos ? std::string() : kv.substr(eq + 1));
+    }
+}
+
 // v_proxy_protocol's names.
 void apply_proxy_protocol(Config &c, const V &v) {
     std::string mode = as_string(v);

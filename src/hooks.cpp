@@ -285,12 +285,10 @@ PyObject *cfg_object(const Config &cfg) {
     Ref derived = Ref::steal(PyDict_New());
     Ref env = Ref::steal(PyDict_New());
     if (!derived || !env) return nullptr;
-    for (const std::string &kv : cfg.raw_env) {
-        size_t eq = kv.find('=');
-        if (eq == std::string::npos) continue;
-        Ref k = Ref::steal(str(std::string_view(kv).substr(0, eq)));
-        Ref v = Ref::steal(str(std::string_view(kv).substr(eq + 1)));
-        if (k && v) PyDict_SetItem(env.get(), k.get(), v.get());
+    for (const auto &[name, value] : cfg.raw_env) {
+        Ref k = Ref::steal(str(name));
+        Ref v = Ref::steal(str(value));
+        if (!k || !v || PyDict_SetItem(env.get(), k.get(), v.get()) < 0) return nullptr;
     }
     struct {
         const char *name;

@@ -288,11 +288,8 @@ void set_environ(const std::string &name, const std::string &value) {
         log::write_text(log::Level::ERROR, "cannot set os.environ[" + name + "]\n" + fetch_traceback());
 }
 
-void apply_raw_env(const std::vector<std::string> &raw_env) {
-    for (const std::string &kv : raw_env) {
-        size_t eq = kv.find('=');
-        if (eq != std::string::npos) set_environ(kv.substr(0, eq), kv.substr(eq + 1));
-    }
+void apply_raw_env(const std::vector<std::pair<std::string, std::string>> &raw_env) {
+    for (const auto &[name, value] : raw_env) set_environ(name, value);
 }
 
 // The application loader runs as Python code: the rules (ast parsing of a

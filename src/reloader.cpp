@@ -231,7 +231,7 @@ bool start(const Config &cfg, ev::Loop &loop, ChangeCallback on_change) {
     if (getcwd(buf, sizeof buf)) g.cwd = buf;
     bool ok = true;
     g.engine = Engine::POLL;
-    if (cfg.reload_engine != "poll") {
+    if (cfg.reload_engine != Config::ReloadEngine::POLL) {
 #if defined(CUNICORN_RELOAD_INOTIFY)
         g.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (g.fd >= 0 && loop.add(g.fd, ev::READABLE, on_inotify, nullptr) == 0) {
@@ -240,7 +240,7 @@ bool start(const Config &cfg, ev::Loop &loop, ChangeCallback on_change) {
             LOG_ERROR("reloader: inotify is unavailable (%s); polling instead", std::strerror(errno));
             if (g.fd >= 0) close(g.fd);
             g.fd = -1;
-            ok = cfg.reload_engine != "inotify";
+            ok = cfg.reload_engine != Config::ReloadEngine::INOTIFY;
         }
 #elif defined(CUNICORN_RELOAD_KQUEUE)
         g.fd = kqueue();
@@ -250,10 +250,10 @@ bool start(const Config &cfg, ev::Loop &loop, ChangeCallback on_change) {
             LOG_ERROR("reloader: kqueue is unavailable (%s); polling instead", std::strerror(errno));
             if (g.fd >= 0) close(g.fd);
             g.fd = -1;
-            ok = cfg.reload_engine != "inotify";
+            ok = cfg.reload_engine != Config::ReloadEngine::INOTIFY;
         }
 #else
-        if (cfg.reload_engine == "inotify") {
+        if (cfg.reload_engine == Config::ReloadEngine::INOTIFY) {
             LOG_ERROR("reloader: inotify is not available on this system; polling instead");
             ok = false;
         }

@@ -288,7 +288,7 @@ const Row ROWS[] = {
     str_row("reload_engine", DEBUGGING, {"--reload-engine"}, "STRING", [] { return V::str("auto"); })
         .check(v_reload_engine)
         .choices({"auto", "poll", "inotify"})
-        .to(store<&Config::reload_engine>)
+        .to(apply_reload_engine)
         .help("The implementation that should be used to power reload: auto, poll or inotify.")
         .type(ST::CHOICE),
     Row("reload_extra_files", DEBUGGING, ST::LIST)
@@ -333,7 +333,7 @@ const Row ROWS[] = {
         .meta("ENV")
         .def(d_empty_list)
         .check(v_raw_env)
-        .to(store<&Config::raw_env>)
+        .to(apply_raw_env)
         .help("Set environment variables in the execution environment (KEY=VALUE); repeatable."),
     str_row("pidfile", MECHANICS, {"-p", "--pid"}, "FILE", d_none)
         .to(apply_pidfile)

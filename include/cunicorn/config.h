@@ -90,7 +90,9 @@ struct Config {
 
     // Debugging
     bool reload = false;
-    std::string reload_engine = "auto";         // auto, poll or inotify
+    // inotify also names kqueue on the BSDs (gunicorn's choice of words).
+    enum class ReloadEngine { AUTO, POLL, INOTIFY };
+    ReloadEngine reload_engine = ReloadEngine::AUTO;
     std::vector<std::string> reload_extra_files;  // paths or glob patterns
     bool spew = false;
     bool check_config = false;          // main: load the app, exit 0/1
@@ -102,7 +104,8 @@ struct Config {
     bool reuse_port = false;
     std::string chdir;                  // absolute
     bool daemon = false;
-    std::vector<std::string> raw_env;   // KEY=VALUE
+    // raw_env's KEY=VALUE entries, split at the first "=".
+    std::vector<std::pair<std::string, std::string>> raw_env;
     std::string pidfile;
     std::string worker_tmp_dir;
     std::string user, group;            // the uid/gid in decimal when set to other than

@@ -200,6 +200,8 @@ void apply_statsd_host(Config &c, const V &v);
 void apply_worker_tmp_dir(Config &c, const V &v);
 void apply_header_map(Config &c, const V &v);
 void apply_proxy_protocol(Config &c, const V &v);
+void apply_reload_engine(Config &c, const V &v);
+void apply_raw_env(Config &c, const V &v);
 void apply_forwarder_headers(Config &c, const V &v);
 void apply_limit(Config &c, const V &v, long long Config::*field);
 

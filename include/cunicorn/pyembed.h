@@ -5,6 +5,7 @@
 #define CUNICORN_PYEMBED_H
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cunicorn::py {
@@ -59,9 +60,8 @@ void prepend_sys_path(const std::string &dir);
 // copied at start and the app reads.
 void set_environ(const std::string &name, const std::string &value);
 
-// raw_env: every KEY=VALUE entry through set_environ (entries without "="
-// were refused by the config).
-void apply_raw_env(const std::vector<std::string> &raw_env);
+// raw_env: every (KEY, VALUE) entry through set_environ.
+void apply_raw_env(const std::vector<std::pair<std::string, std::string>> &raw_env);
 
 }  // namespace cunicorn::py
 

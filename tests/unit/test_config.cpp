@@ -98,6 +98,13 @@ std::string joined(const std::vector<std::string> &v) {
     return out;
 }
 
+// raw_env as (name, value) pairs, shown as "name -> value".
+std::string joined(const std::vector<std::pair<std::string, std::string>> &v) {
+    std::string out;
+    for (const auto &[name, value] : v) out += (out.empty() ? "" : "|") + name + " -> " + value;
+    return out;
+}
+
 bool has_warning(const Config &c, const std::string &part) {
     for (const auto &w : c.warnings)
         if (w.find(part) != std::string::npos) return true;
@@ -393,7 +400,7 @@ TEST(config_cli_lists_and_flags) {
     Fixture f;
     Config c = load({"-b", "127.0.0.1:1", "--bind=[::1]:2", "-e", "A=1", "--env", "B=x=y", "app:app"});
     CHECK_EQ(joined(c.bind), "127.0.0.1:1|[::1]:2");  // -b replaces the default
-    CHECK_EQ(joined(c.raw_env), "A=1|B=x=y");
+    CHECK_EQ(joined(c.raw_env), "A -> 1|B -> x=y");
     CHECK_EQ(error_of({"-e", "FOO", "app:app"}), "Invalid value for raw_env: ['FOO'] (environment setting 'FOO' invalid)");
     CHECK_EQ(joined(load({"--forwarded-allow-ips", "10.0.0.0/8, 192.168.1.1,::1", "app:app"}).forwarded_allow_ips.items()),
              "10.0.0.0/8|192.168.1.1|::1");
@@ -575,7 +582,7 @@ TEST(config_file_values_and_validation) {
     CHECK(c.workers >= 3 && c.workers % 2 == 1);
     CHECK_EQ(joined(c.bind), "0.0.0.0:5000");
     CHECK(!c.daemon);
-    CHECK_EQ(joined(c.raw_env), "APE_API_ENV=DEV");
+    CHECK_EQ(joined(c.raw_env), "APE_API_ENV -> DEV");
     CHECK_EQ(c.backlog, 31);
     CHECK_EQ(c.timeout, 15);
     CHECK_EQ(c.keepalive, 3);
@@ -743,7 +750,7 @@ TEST(config_env_args) {
     Config q = load({"app:app"});
     CHECK_EQ(q.access_log_format, "%(h)s \"%(r)s\"");
     CHECK_EQ(q.proc_name, "a b");
-    CHECK_EQ(joined(q.raw_env), "X=\"q\"");
+    CHECK_EQ(joined(q.raw_env), "X -> \"q\"");
     setenv("GUNICORN_CMD_ARGS", "-n 'open", 1);
     CHECK_EQ(error_of({"app:app"}), "No closing quotation");
     setenv("GUNICORN_CMD_ARGS", "--bogus", 1);
