@@ -32,6 +32,13 @@ namespace cunicorn::platform {
 namespace {
 char *g_area = nullptr;   // start of argv[0]
 size_t g_area_len = 0;    // contiguous bytes of argv and environ strings
+// proctitle_init's copy of the environment, for the process's lifetime.
+// setenv() and unsetenv() may replace environ's entries or move it to a
+// new array; these keep the array and every string reachable, so that leak
+// checkers see none of them lost (volatile: stores never read would be
+// optimised away).
+char **volatile g_env_array = nullptr;
+char **volatile g_env_strings = nullptr;
 std::string g_start_executable;  // argv[0] made absolute at start
 }  // namespace
 
@@ -46,18 +53,20 @@ void proctitle_init(int argc, char **argv) {
     size_t n = 0;
     while (environ[n]) ++n;
     char **copy = static_cast<char **>(std::malloc((n + 1) * sizeof(char *)));
-    if (!copy) return;
+    char **strings = static_cast<char **>(std::malloc((n + 1) * sizeof(char *)));
+    if (!copy || !strings) {
+        std::free(copy);
+        std::free(strings);
+        return;
+    }
     for (size_t i = 0; i < n; ++i) {
         if (environ[i] == end) end = environ[i] + std::strlen(environ[i]) + 1;
-        copy[i] = strdup(environ[i]);
+        copy[i] = strings[i] = strdup(environ[i]);
     }
-    copy[n] = nullptr;
-    // Kept for the process's lifetime, and held here too: setenv() may
-    // move environ to a new array, which would leave the copy unreachable
-    // and reported as lost by leak checkers (volatile: a pointer that is
-    // never read would otherwise be optimised away).
-    static char **volatile kept = nullptr;
-    environ = kept = copy;
+    copy[n] = strings[n] = nullptr;
+    g_env_array = copy;
+    g_env_strings = strings;
+    environ = copy;
     g_area = argv[0];
     g_area_len = static_cast<size_t>(end - argv[0]);
 #else

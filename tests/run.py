@@ -31,7 +31,9 @@ them cannot fail the rest of the suite, nor them, for want of time.
 against Debian's gunicorn with --binary /usr/bin/gunicorn (and
 --extra-args="-k gthread --threads 4" for the keep-alive tests).
 --sanitized (an ASan/UBSan build) multiplies deadlines by 3, skips memory
-measurements and fails any test whose server printed a sanitizer report.
+measurements, sets the sanitizers' options (LeakSanitizer on; see
+sanitizer_environment) and fails any test whose server, or command-line
+run, printed a sanitizer report.
 
 Use Debian's /usr/bin/python3; the tests need only its standard library.
 """
@@ -518,6 +520,17 @@ def run_module(module, args, env, totals, deadline, tier='all'):
         return long_ids
 
 
+def sanitizer_environment(env):
+    """Options for an ASan+UBSan build, ahead of those already in the
+    environment (of two settings, the later wins): ASan stops at the first
+    error, UBSan prints the stack, and LeakSanitizer checks every process
+    as it exits; tests/sanitizer/lsan.cpp, linked into the build, makes
+    that work for cunicorn's workers and holds the suppressions."""
+    for name, options in (('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=1'),
+                          ('UBSAN_OPTIONS', 'print_stacktrace=1')):
+        env[name] = options + (':' + env[name] if env.get(name) else '')
+
+
 def main():
     if sys.argv[1:2] == ['--child']:
         return child_main(sys.argv[2:])
@@ -546,6 +559,8 @@ def main():
     env['CUNICORN_TEST_BINARY'] = binary
     env['CUNICORN_TEST_EXTRA_ARGS'] = args.extra_args
     env['CUNICORN_TEST_SANITIZED'] = '1' if args.sanitized else '0'
+    if args.sanitized:
+        sanitizer_environment(env)
     env['PYTHONDONTWRITEBYTECODE'] = '1'
     env.pop('CUNICORN_TEST_FLAVOR', None)
     os.environ.update(env)

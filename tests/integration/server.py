@@ -1005,7 +1005,10 @@ def run_binary(args, timeout=60, env=None, cwd=None, extra=False):
     if group_members(p.pid):
         kill_group(p.pid)
     _note_registry('stop %d' % p.pid)
-    return status, out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace')
+    out, err = out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace')
+    if SANITIZED and SANITIZER_RE.search(err):
+        _sanitizer_reports.append('%s\n%s' % (' '.join(argv), err[-8000:]))
+    return status, out, err
 
 
 # --------------------------------------------------------------------------
