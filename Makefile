@@ -50,14 +50,14 @@ CORE_SRCS = src/http_parser.cpp src/http_writer.cpp src/log.cpp src/ev.cpp \
 	src/pyembed.cpp src/wsgi.cpp src/hooks.cpp src/worker.cpp \
 	src/conn.cpp src/executor_sync.cpp \
 	src/arbiter.cpp src/platform.cpp src/reloader.cpp src/tls.cpp \
-	src/statsd.cpp
+	src/statsd.cpp src/control.cpp src/arbiter_control.cpp src/ctl_client.cpp
 CORE_OBJS = src/http_parser.o src/http_writer.o src/log.o src/ev.o \
 	src/ev_epoll.o src/ev_kqueue.o src/sock.o src/config.o \
 	src/config_value.o src/config_validate.o src/settings.o src/cli.o \
 	src/pyembed.o src/wsgi.o src/hooks.o src/worker.o \
 	src/conn.o src/executor_sync.o \
 	src/arbiter.o src/platform.o src/reloader.o src/tls.o \
-	src/statsd.o
+	src/statsd.o src/control.o src/arbiter_control.o src/ctl_client.o
 UNIT_SRCS = tests/unit/main.cpp tests/unit/test_http_parser.cpp \
 	tests/unit/test_conformance.cpp tests/unit/test_http_writer.cpp \
 	tests/unit/test_log.cpp tests/unit/test_config.cpp tests/unit/test_statsd.cpp
