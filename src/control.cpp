@@ -699,7 +699,7 @@ bool Server::start(const std::string &path_in, int mode) {
     int err = errno;
     umask(old);
     if (rc < 0) return warn(std::strerror(err));
-    if (chmod(path.c_str(), static_cast<mode_t>(mode & 07777)) < 0 || listen(listen_fd_, 16) < 0 ||
+    if (chmod(path.c_str(), static_cast<mode_t>(mode & 07777)) < 0 || listen(listen_fd_, 64) < 0 ||
         stat(path.c_str(), &st) < 0) {
         err = errno;
         unlink(path.c_str());
@@ -798,7 +798,8 @@ void Server::read_client(Client &c) {
 void Server::process(Client &c, Master &master) {
     while (c.out.empty() && c.fd >= 0) {
         if (c.in.size() < 4) {
-            if (c.closing && !c.in.empty()) frame(c.out, encode(error_reply(nullptr, "Incomplete length prefix")));
+            if (!c.closing || c.in.empty()) return;  // the rest is on its way
+            frame(c.out, encode(error_reply(nullptr, "Incomplete length prefix")));
             c.in.clear();
         } else {
             auto *p = reinterpret_cast<const unsigned char *>(c.in.data());
