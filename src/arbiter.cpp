@@ -276,6 +276,9 @@ void Arbiter::setup_listeners() {
 
 void Arbiter::start() {
     pid_ = getpid();
+    timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    start_time_ = static_cast<double>(wall.tv_sec) + static_cast<double>(wall.tv_nsec) / 1e9;
     if (const char *gp = std::getenv("GUNICORN_PID")) master_pid_ = static_cast<pid_t>(std::atol(gp));
     char buf[4096];
     exe_ = platform::executable_path();
@@ -316,9 +319,12 @@ void Arbiter::start() {
 }
 
 int Arbiter::wait_signal(int timeout_ms) {
-    pollfd p{g_pipe[0], POLLIN, 0};
-    int r = ::poll(&p, 1, timeout_ms);
-    if (r <= 0) return 0;
+    std::vector<pollfd> fds{{g_pipe[0], POLLIN, 0}};
+    control_.add_pollfds(fds);
+    int r = ::poll(fds.data(), fds.size(), timeout_ms);
+    // Control commands queue their signal in pending_, read with the rest.
+    control_.handle(fds.data() + 1, r > 0 ? fds.size() - 1 : 0, *this);
+    if (r <= 0 || !(fds[0].revents & POLLIN)) return 0;
     unsigned char buf[64];
     ssize_t n;
     int count = 0;
@@ -364,6 +370,7 @@ bool Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners, 
     }
     if (pid == 0) {
         py::after_fork_child();
+        control_.close_in_child();
         close(g_pipe[0]);
         close(g_pipe[1]);
         for (auto &[wpid, other] : workers_) {
@@ -418,6 +425,7 @@ bool Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners, 
     sigprocmask(SIG_SETMASK, &old, nullptr);
     slot.pid = pid;
     workers_[pid] = slot;
+    ++workers_spawned_;
     return true;
 }
 
@@ -588,7 +596,9 @@ void Arbiter::murder_workers() {
 
 void Arbiter::kill_worker(pid_t pid, int sig) {
     auto it = workers_.find(pid);
-    if (kill(pid, sig) < 0 && errno == ESRCH) {
+    int rc = kill(pid, sig);
+    if (rc == 0 && (sig == SIGTERM || sig == SIGKILL)) ++workers_killed_;
+    if (rc < 0 && errno == ESRCH) {
         if (it != workers_.end()) {
             hooks::WorkerSlot gone{pid, it->second.age, it->second.tmp_fd, it->second.aborted};
             forget_worker(it);
@@ -644,6 +654,7 @@ void Arbiter::stop(bool graceful) {
 }
 
 int Arbiter::halt(const std::string &reason, int exit_status) {
+    control_.stop();
     stop(true);
     log::Level level = exit_status == 0 ? log::Level::INFO : log::Level::ERROR;
     log::write(level, "Shutting down: Master");
@@ -658,6 +669,7 @@ void Arbiter::reload() {
         LOG_WARNING("HUP ignored: the previous reload is still in progress");
         return;
     }
+    ++reloads_;
     sd_notify("RELOADING=1");
     // arbiter.py reload(): re-read argv, GUNICORN_CMD_ARGS and the config
     // file. Unlike gunicorn, nothing is torn down until the new generation
@@ -884,6 +896,9 @@ int Arbiter::run() {
     start();
     if (halt_status_ >= 0) return halt(halt_reason_, halt_status_);
     spawn_workers();
+    // As gunicorn, once the first workers are on their way; a path that
+    // cannot be made (a read-only home in a container) only warns.
+    if (!cfg_.control_socket_disable) control_.start(cfg_.control_socket, cfg_.control_socket_mode);
     for (;;) {
         maybe_promote_master();
         wait_signal(1000);

@@ -608,6 +608,7 @@ void close_conn(Conn &c) {
     if (c.file_fd >= 0) close(c.file_fd);
     e.conns[static_cast<size_t>(c.fd)] = nullptr;
     --e.nconns;
+    if (e.p.info.status) e.p.info.status->connections = static_cast<uint32_t>(e.nconns);
     if (!e.p.stopping && !e.accepting && e.nconns < static_cast<size_t>(e.cfg.worker_connections)) listen_all(e);
     delete &c;
 }
@@ -830,6 +831,7 @@ void dispatch(Conn &c, size_t head_len) {
     if (c.req.body != http::BodyKind::NONE) own_head(c, head_len);
     c.in.consume(head_len);
     ++e.p.nr;
+    if (e.p.info.status) e.p.info.status->requests = e.p.nr;
     ++c.requests;
     check_max_requests(e, &c);
 
@@ -1042,6 +1044,7 @@ void on_accept(ev::Loop &, int fd, int, void *data) {
         if (static_cast<size_t>(cfd) >= e.conns.size()) e.conns.resize(static_cast<size_t>(cfd) * 2 + 1, nullptr);
         e.conns[static_cast<size_t>(cfd)] = c;
         ++e.nconns;
+        if (e.p.info.status) e.p.info.status->connections = static_cast<uint32_t>(e.nconns);
         c->deadline = now + e.io_timeout_ms;
         if (e.nconns >= static_cast<size_t>(e.cfg.worker_connections)) {
             for (Listener &ll : *e.p.listeners) e.loop->remove(ll.fd, ev::READABLE | ev::EXCLUSIVE);

@@ -1,6 +1,7 @@
 // argv -> Config -> Arbiter::run(), and the exit statuses gunicorn uses.
 #include "cunicorn/arbiter.h"
 #include "cunicorn/config.h"
+#include "cunicorn/control.h"
 #include "cunicorn/log.h"
 #include "cunicorn/platform.h"
 #include "cunicorn/pyembed.h"
@@ -88,6 +89,9 @@ static int reexec_in_virtualenv(const Config &cfg, const std::string &startup_cw
 }
 
 int main(int argc, char **argv) {
+    // `cunicorn ctl ...`: the control socket's client, no server, no Python.
+    if (argc > 1 && std::strcmp(argv[1], "ctl") == 0)
+        return control::run_client(std::vector<std::string>(argv + 2, argv + argc));
     platform::remember_executable(argc > 0 ? argv[0] : nullptr);
     platform::proctitle_init(argc, argv);
     std::string startup_cwd;

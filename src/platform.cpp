@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <unistd.h>
@@ -22,7 +23,11 @@
 #elif defined(__FreeBSD__) || defined(__DragonFly__) || defined(__NetBSD__)
 #include <sys/sysctl.h>
 #elif defined(__APPLE__)
+#include <libproc.h>
 #include <mach-o/dyld.h>
+#endif
+#if defined(__FreeBSD__)
+#include <sys/user.h>
 #endif
 
 extern char **environ;
@@ -250,6 +255,32 @@ std::string executable_path() {
     (void)buf;  // OpenBSD cannot name a process's executable
 #endif
     return g_start_executable;
+}
+
+long long rss_bytes(pid_t pid) {
+#if defined(__linux__)
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/statm", static_cast<int>(pid));
+    FILE *f = std::fopen(path, "r");
+    if (!f) return -1;
+    long long size = 0, resident = -1;
+    if (std::fscanf(f, "%lld %lld", &size, &resident) != 2) resident = -1;
+    std::fclose(f);
+    return resident < 0 ? -1 : resident * sysconf(_SC_PAGESIZE);
+#elif defined(__FreeBSD__)
+    int mib[4] = {CTL_KERN, KERN_PROC, KERN_PROC_PID, static_cast<int>(pid)};
+    struct kinfo_proc kp;
+    size_t len = sizeof kp;
+    if (sysctl(mib, 4, &kp, &len, nullptr, 0) < 0 || len != sizeof kp) return -1;
+    return static_cast<long long>(kp.ki_rssize) * sysconf(_SC_PAGESIZE);
+#elif defined(__APPLE__)
+    struct proc_taskinfo ti;
+    if (proc_pidinfo(pid, PROC_PIDTASKINFO, 0, &ti, sizeof ti) != static_cast<int>(sizeof ti)) return -1;
+    return static_cast<long long>(ti.pti_resident_size);
+#else
+    (void)pid;
+    return -1;
+#endif
 }
 
 }  // namespace cunicorn::platform

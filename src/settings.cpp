@@ -2,6 +2,7 @@
 // order (config.py KNOWN_SETTINGS), with its defaults; and the support
 // table derived from it.
 #include "cunicorn/config_impl.h"
+#include "cunicorn/control.h"
 
 #include <pwd.h>
 #include <sys/stat.h>
@@ -69,17 +70,7 @@ static V d_syslog_addr() {
 #endif
 }
 
-static V d_control_socket() {
-    const char *xdg = std::getenv("XDG_RUNTIME_DIR");
-    if (xdg && is_dir(xdg)) return V::str(std::string(xdg) + "/gunicorn.ctl");
-    const char *home = std::getenv("HOME");
-    std::string h = home ? home : "";
-    if (h.empty()) {
-        struct passwd *pw = getpwuid(geteuid());
-        h = pw ? pw->pw_dir : "~";
-    }
-    return V::str(h + "/.gunicorn/gunicorn.ctl");
-}
+static V d_control_socket() { return V::str(control::default_socket_path()); }
 
 static V d_secure_scheme_headers() {
     const char *t = "{'X-FORWARDED-PROTOCOL': 'ssl', 'X-FORWARDED-PROTO': 'https', 'X-FORWARDED-SSL': 'on'}";
@@ -193,7 +184,6 @@ const char *const NO_LOGCONFIG = "Python logging configuration is not supported 
 const char *const NO_HTTP2 = "HTTP/2 is not supported; only HTTP/1.x is served";
 const char *const NO_ASGI = "the ASGI worker is not supported";
 const char *const NO_DIRTY = "dirty arbiters are not implemented yet";
-const char *const NO_CONTROL = "the control socket is not implemented yet";
 const char *const NO_UWSGI = "the uwsgi protocol is not implemented yet";
 
 bool protocol_like_default(const V &v) { return !(v.kind == V::STR && v.s == "uwsgi"); }
@@ -201,8 +191,6 @@ bool logger_like_default(const V &v) {
     return v.kind == V::STR && (v.s == "simple" || v.s == "gunicorn.glogging.Logger");
 }
 bool parser_like_default(const V &v) { return v.kind == V::STR && v.s != "python"; }
-// cunicorn has no control socket, so disabling it is what already happens.
-bool always_default(const V &) { return true; }
 
 using ST = SettingType;
 using CA = CliAction;
@@ -675,18 +663,17 @@ const Row ROWS[] = {
 
     // Control
     str_row("control_socket", CONTROL, {"--control-socket"}, "PATH", d_control_socket)
-        .no_effect(NO_CONTROL)
+        .to(store<&Config::control_socket>)
         .help("Unix socket path of the control interface."),
     Row("control_socket_mode", CONTROL, ST::INT)
         .cli({"--control-socket-mode"}, CA::STORE, CliType::AUTO_INT)
         .meta("INT")
         .def(d_int<0600>)
         .check(v_pos_int)
-        .no_effect(NO_CONTROL)
+        .to(store<&Config::control_socket_mode>)
         .help("Permission bits of the control socket (0600 is octal)."),
     flag_row("control_socket_disable", CONTROL, {"--no-control-socket"})
-        .like_default(always_default)
-        .no_effect("cunicorn has no control socket yet, so it is always disabled")
+        .to(store<&Config::control_socket_disable>)
         .help("Do not create the control socket."),
 
     // cunicorn's own settings, after Gunicorn's.

@@ -6,6 +6,7 @@
 #define CUNICORN_ARBITER_H
 
 #include "cunicorn/config.h"
+#include "cunicorn/control.h"
 #include "cunicorn/hooks.h"
 #include "cunicorn/sock.h"
 #include "cunicorn/worker.h"
@@ -19,7 +20,9 @@
 
 namespace cunicorn {
 
-class Arbiter {
+// The control socket's commands (control.h) are answered by the master
+// itself: src/arbiter_control.cpp.
+class Arbiter : private control::Master {
 public:
     explicit Arbiter(Config cfg);
     // Runs until shutdown; returns the process exit status.
@@ -71,6 +74,16 @@ private:
     std::string pidfile_path() const;
     hooks::Server hook_server();
 
+    // control::Master (arbiter_control.cpp)
+    pid_t pid() override;
+    control::Json workers(bool all) override;
+    control::Json stats() override;
+    control::Json config() override;
+    control::Json listeners() override;
+    control::Json change_workers(int delta) override;
+    control::Json kill_worker(long pid) override;
+    void post_signal(int sig) override;
+
     Config cfg_;
     std::vector<Listener> listeners_;
     std::map<pid_t, WorkerSlot> workers_;
@@ -100,6 +113,11 @@ private:
     Config next_cfg_;
     std::vector<Listener> next_listeners_;
     bool listeners_changed_ = false;
+
+    // The control socket, and the figures its "show stats" reports.
+    control::Server control_;
+    double start_time_ = 0;    // wall clock, seconds
+    long workers_spawned_ = 0, workers_killed_ = 0, reloads_ = 0;
 };
 
 }  // namespace cunicorn

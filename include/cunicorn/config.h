@@ -160,6 +160,12 @@ struct Config {
     std::string statsd_prefix, dogstatsd_tags;
     bool enable_backlog_metric = false;
 
+    // Control (control.h): the path as given (made absolute against the
+    // working directory when the master starts it).
+    std::string control_socket;
+    int control_socket_mode = 0600;
+    bool control_socket_disable = false;
+
     // Process Naming
     std::string proc_name;              // "" = default_proc_name
     std::string default_proc_name = "cunicorn";

@@ -85,6 +85,11 @@ void remember_executable(const char *argv0);
 // to the new one.
 std::string executable_path();
 
+// The resident set size of process pid in bytes (/proc/PID/statm on
+// Linux, sysctl KERN_PROC_PID on the BSDs and macOS' proc_pidinfo); -1
+// where unknown.
+long long rss_bytes(pid_t pid);
+
 }  // namespace cunicorn::platform
 
 #endif

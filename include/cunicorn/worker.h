@@ -38,6 +38,9 @@ struct WorkerStatus {
     char method[16];
     char path[240];
     char peer[48];
+    // For the control socket's "show workers", written by the worker.
+    uint64_t requests;             // requests served (worker.nr)
+    uint32_t connections;          // connections held
 };
 
 struct WorkerInfo {

@@ -221,7 +221,8 @@ TEST(config_table_support_status) {
                           "pre_request", "secure_scheme_headers", "proxy_protocol", "header_map", "accesslog",
                           "reload", "reload_engine", "reload_extra_files", "spew", "paste", "raw_paste_global_conf",
                           "certfile", "keyfile", "ca_certs", "cert_reqs", "ciphers", "suppress_ragged_eofs",
-                          "ssl_context", "statsd_host", "syslog"})
+                          "ssl_context", "statsd_host", "syslog", "control_socket", "control_socket_mode",
+                          "control_socket_disable"})
         CHECK(find_setting(n)->support == Support::IMPLEMENTED);
     for (const char *n : {"protocol"}) CHECK(find_setting(n)->support == Support::REFUSED);
     for (const char *n : {"http_protocols", "dirty_workers", "ssl_version", "do_handshake_on_connect"})
