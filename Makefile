@@ -48,14 +48,14 @@ CORE_SRCS = src/http_parser.cpp src/http_writer.cpp src/log.cpp src/ev.cpp \
 	src/ev_epoll.cpp src/ev_kqueue.cpp src/sock.cpp src/config.cpp \
 	src/config_value.cpp src/config_validate.cpp src/settings.cpp src/cli.cpp \
 	src/pyembed.cpp src/wsgi.cpp src/hooks.cpp src/worker.cpp \
-	src/conn.cpp src/executor_sync.cpp \
+	src/conn.cpp src/executor_sync.cpp src/executor_thread.cpp \
 	src/arbiter.cpp src/platform.cpp src/reloader.cpp src/tls.cpp \
 	src/statsd.cpp
 CORE_OBJS = src/http_parser.o src/http_writer.o src/log.o src/ev.o \
 	src/ev_epoll.o src/ev_kqueue.o src/sock.o src/config.o \
 	src/config_value.o src/config_validate.o src/settings.o src/cli.o \
 	src/pyembed.o src/wsgi.o src/hooks.o src/worker.o \
-	src/conn.o src/executor_sync.o \
+	src/conn.o src/executor_sync.o src/executor_thread.o \
 	src/arbiter.o src/platform.o src/reloader.o src/tls.o \
 	src/statsd.o
 UNIT_SRCS = tests/unit/main.cpp tests/unit/test_http_parser.cpp \
