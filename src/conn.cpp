@@ -693,8 +693,10 @@ long Relay::read(char *dst, size_t n) {
             gate->unlock();
             return r;
         }
-        want_body = true;
-        post();
+        if (!want_body) {
+            want_body = true;  // the loop keeps it until it brings bytes
+            post();
+        }
         gate->wait();
     }
 }
@@ -703,9 +705,10 @@ bool Relay::write(const char *p, size_t n) {
     gate->lock();
     (file_fd >= 0 ? tail : out).append(p, n);
     // Back-pressure: the writer waits while the client is slow to take
-    // what is already queued.
+    // what is already queued. The loop looks again whenever the socket
+    // drains: only new bytes need a post.
     while (!broken && out.size() + tail.size() + loop_pending > OUT_HIGH_WATER) {
-        post();
+        if (!out.empty() || !tail.empty()) post();
         gate->wait();
     }
     bool ok = !broken;
@@ -717,7 +720,7 @@ bool Relay::flush() {
     gate->lock();
     // A queued file goes at the socket's pace; only framing follows it.
     while (!broken && !file_queued && out.size() + tail.size() + loop_pending > 0) {
-        post();
+        if (!out.empty() || !tail.empty()) post();
         gate->wait();
     }
     bool ok = !broken;
@@ -1026,13 +1029,15 @@ void relay_complete(Exchange &ex) {
 
 // Loop thread: what a relayed request's application side asked for. Takes
 // the response bytes it wrote into the connection's output and sends what
-// the socket takes, brings body bytes, wakes the application, and ends the
-// request once it completed.
-void relay_service(Conn &c) {
+// the socket takes, brings body bytes, and wakes the application. Only
+// the mailbox (`from_mail`) ends a request that completed: a connection
+// is in the mailbox at most once (posted), and is freed only after its
+// request ended, so the mailbox never holds a freed one.
+void relay_service(Conn &c, bool from_mail) {
     Engine &e = *c.e;
     Relay &r = *c.relay;
     r.gate->lock();
-    r.posted = false;
+    if (from_mail) r.posted = false;
     if (c.dead) {
         r.out.clear();
         r.tail.clear();
@@ -1050,7 +1055,7 @@ void relay_service(Conn &c) {
         (c.file_fd >= 0 ? c.tail : c.out).append(r.tail);
         r.tail.clear();
     }
-    bool finished = r.finished;
+    bool finished = from_mail && r.finished;
     r.gate->unlock();
     if (!c.dead) flush(c);  // on failure the connection is marked dead
 
@@ -1087,7 +1092,7 @@ void on_wake(ev::Loop &, int fd, int, void *data) {
         std::lock_guard<std::mutex> g(e.mail_mu);
         batch.swap(e.mail);
     }
-    for (Conn *c : batch) relay_service(*c);
+    for (Conn *c : batch) relay_service(*c, true);
 }
 
 // Reading the body refills the input buffer, which moves or overwrites
@@ -1258,8 +1263,9 @@ void process(Conn &c) {
     }
     if (!flush(c)) return;
     if (c.busy) {
-        // A relayed request: the loop reads only what its application asks for.
-        e.loop->remove(c.fd, ev::READABLE);
+        // A relayed request: the loop reads only what its application asks
+        // for, and tells it what the flush above left unsent.
+        relay_service(c, false);
         return;
     }
     if (c.close_after_write && !c.pending()) {
@@ -1278,7 +1284,7 @@ void process(Conn &c) {
 
 void on_readable(Conn &c) {
     if (c.busy) {
-        relay_service(c);  // the application side waits for body bytes
+        relay_service(c, false);  // the application side waits for body bytes
         return;
     }
     if (c.phase == Phase::LINGERING) {
@@ -1378,7 +1384,7 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
     Conn &c = *static_cast<Conn *>(data);
     Engine &e = *c.e;
     if (c.busy) {
-        relay_service(c);  // a relayed request: its output drained, or body bytes came
+        relay_service(c, false);  // a relayed request: its output drained, or body bytes came
         return;
     }
     if (mask & ev::WRITABLE) {

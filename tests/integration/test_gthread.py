@@ -73,6 +73,13 @@ def app(environ, start_response):
 '''
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process (all its threads), from /proc."""
+    with open('/proc/%d/stat' % pid, 'rb') as f:
+        rest = f.read().decode('latin-1').rsplit(')', 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def gthread_args(threads=4):
     return ['-k', 'gthread', '--threads', str(threads)]
 
@@ -158,6 +165,11 @@ class GthreadTest(unittest.TestCase):
                     time.sleep(0.2)
                 produced = int(srv.get('/produced').body)
                 self.assertLess(produced, 32)   # of 64 blocks: the app waits
+                # Waiting costs no CPU: the thread and the loop sleep.
+                worker = srv.worker_pid()
+                before = cpu_seconds(worker)
+                time.sleep(2)
+                self.assertLess(cpu_seconds(worker) - before, 0.5)
                 # Reading it all lets the writer finish.
                 got = 0
                 s.settimeout(30 * server.SLOW)
