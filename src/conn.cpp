@@ -994,7 +994,8 @@ void on_exchange_complete(Exchange &ex);
 // request whose application waits for one. Returns false when the client
 // has to send more first.
 bool pull_body(Conn &c, Relay &r) {
-    if (r.in_off < r.in.size() || r.body_end) {
+    if (r.in_off < r.in.size() || r.body_end || c.body.done()) {
+        r.body_end = r.body_end || (r.in_off == r.in.size() && c.body.done());
         r.want_body = false;
         return true;
     }
@@ -1176,6 +1177,7 @@ void on_exchange_complete(Exchange &ex) {
         close_conn(c);
         return;
     }
+    if (c.relay) std::string().swap(c.relay->in);  // an idle connection keeps no body slice
     ex.hook_req.reset();  // post_request took it, unless the bridge failed first
 
     c.continue_sent = false;
