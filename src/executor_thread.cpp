@@ -13,8 +13,6 @@
 #include "cunicorn/worker.h"
 #include "cunicorn/wsgi.h"
 
-#include <pthread.h>
-
 #include <condition_variable>
 #include <deque>
 #include <memory>

@@ -9,6 +9,7 @@ class passes).
 
 import os
 import select
+import signal
 import socket
 import threading
 import time
@@ -60,6 +61,11 @@ def app(environ, start_response):
                 produced += 1
                 yield b'x' * (1 << 20)
         return gen()
+    elif path == '/slow':
+        time.sleep(1)
+        body = b'slow'
+    elif path == '/pid':
+        body = str(os.getpid()).encode()
     elif path == '/produced':
         body = str(produced).encode()
     elif path == '/stuck':
@@ -269,3 +275,28 @@ class GthreadTest(unittest.TestCase):
                 self.assertNotIn('Request timeout', srv.log_text())
             finally:
                 conn.close()
+
+    def test_term_finishes_requests_in_flight(self):
+        srv = Server(APP, args=['-w', '1', '--graceful-timeout', '30'] + gthread_args(4))
+        srv.start()
+        try:
+            conns = [srv.connect() for _ in range(3)]
+            for c in conns:
+                c.send(build_request('GET', '/slow', close=True))
+            time.sleep(0.3)
+            srv.send_signal(signal.SIGTERM)
+            self.assertEqual([c.read_response().body for c in conns], [b'slow'] * 3)
+            for c in conns:
+                c.close()
+            self.assertEqual(srv.wait_exit(30), 0)
+        finally:
+            srv.stop()
+
+    def test_max_requests_is_a_hard_limit(self):
+        with Server(APP, args=['-w', '1', '--max-requests', '5'] + gthread_args(4)) as srv:
+            counts = {}
+            for _ in range(16):
+                pid = srv.get('/pid').body
+                counts[pid] = counts.get(pid, 0) + 1
+            self.assertGreaterEqual(len(counts), 2)
+            self.assertLessEqual(max(counts.values()), 5, counts)
