@@ -58,7 +58,7 @@ CORE_SRCS = src/http_parser.cpp src/http_writer.cpp src/log.cpp src/ev.cpp \
 	src/ev_epoll.cpp src/ev_kqueue.cpp src/sock.cpp src/config.cpp \
 	src/config_value.cpp src/config_validate.cpp src/settings.cpp src/cli.cpp \
 	src/pyembed.cpp src/wsgi.cpp src/hooks.cpp src/worker.cpp \
-	src/conn.cpp src/executor_sync.cpp \
+	src/conn.cpp src/executor_sync.cpp src/executor_thread.cpp \
 	src/arbiter.cpp src/platform.cpp src/reloader.cpp src/tls.cpp \
 	src/statsd.cpp src/control.cpp src/arbiter_control.cpp src/ctl_client.cpp
 UNIT_SRCS = tests/unit/main.cpp tests/unit/test_http_parser.cpp \

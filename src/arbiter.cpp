@@ -298,7 +298,7 @@ void Arbiter::start() {
             urls += (urls.empty() ? "" : ",") + ((cfg_.is_ssl() ? "https://" : "http://") + host + ":" + std::to_string(a.port));
         }
     LOG_INFO("Listening at: %s (%d)", urls.c_str(), pid_);
-    LOG_INFO("Using worker: sync");
+    LOG_INFO("Using worker: %s", cfg_.worker_class.c_str());
     // Workers keep the master's uid unless --user names another non-zero
     // one (drop_privileges). Root stays allowed, containers do it on
     // purpose, but is said once: a hole in the app would own the machine.

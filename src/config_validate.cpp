@@ -370,10 +370,13 @@ void apply_bind(Config &c, const V &v) {
 // util.SUPPORTED_WORKERS of Gunicorn 26.1 (eventlet was removed in 26.0).
 const char *const WORKER_NAMES[] = {"sync", "gevent", "gevent_wsgi", "gevent_pywsgi", "tornado", "gthread", "asgi"};
 
-const char *const NO_WORKER_CLASS = "only the sync worker class is implemented yet; workers run as sync, one request "
-                                    "at a time";
-const char *const NO_THREADS = "the threaded (gthread) worker is not implemented yet; each worker runs one request at "
-                               "a time";
+const char *const NO_WORKER_CLASS = "only the sync and gthread worker classes are implemented yet; workers run as "
+                                    "sync, one request at a time";
+
+// Gunicorn's Config.worker_class: sync with more than one thread is gthread.
+static void resolve_class(Config &c) {
+    if (c.worker_class == "sync" && c.threads > 1) c.worker_class = "gthread";
+}
 
 static bool dotted_name(const std::string &s) {
     if (s.empty()) return false;
@@ -388,8 +391,8 @@ static bool dotted_name(const std::string &s) {
 }
 
 // util.load_class's accepted forms: a bundled name (optionally "#name"),
-// "egg:dist#name", or a dotted class path. Only sync exists in cunicorn
-// so far; anything else runs as sync after a warning.
+// "egg:dist#name", or a dotted class path. Only sync and gthread exist in
+// cunicorn so far; anything else runs as sync after a warning.
 void apply_worker_class(Config &c, const V &v) {
     c.worker_class = "sync";
     if (v.kind == V::PYOBJ) {
@@ -398,15 +401,17 @@ void apply_worker_class(Config &c, const V &v) {
     }
     std::string uri = as_string(v);
     if (uri.empty()) throw Invalid{"class uri '' invalid or not found"};
-    bool sync = false;
+    bool sync = false, gthread = false;
     if (starts_with(uri, "egg:")) {
         size_t hash = uri.find('#');
         if (hash == std::string::npos || hash + 1 == uri.size())
             throw Invalid{"class uri " + repr_str(uri) + " invalid or not found"};
         sync = uri.substr(hash + 1) == "sync";
+        gthread = uri.substr(hash + 1) == "gthread";
     } else if (uri.find('.') != std::string::npos) {
         if (!dotted_name(uri)) throw Invalid{"class uri " + repr_str(uri) + " invalid or not found"};
         sync = starts_with(uri, "gunicorn.workers.sync.") && ends_with(uri, "SyncWorker");
+        gthread = starts_with(uri, "gunicorn.workers.gthread.") && ends_with(uri, "ThreadWorker");
     } else {
         std::string name = uri[0] == '#' ? uri.substr(1) : uri;
         bool known = false;
@@ -420,13 +425,16 @@ void apply_worker_class(Config &c, const V &v) {
             throw ConfigError("class uri " + repr_str(uri) + " invalid or not found: \n\n[ImportError: Entry point "
                               "('gunicorn.workers', " + repr_str(name) + ") not found\n]\n");
         sync = name == "sync";
+        gthread = name == "gthread";
     }
-    if (!sync) warn(c, "worker_class = " + uri + " has no effect: " + NO_WORKER_CLASS);
+    if (gthread) c.worker_class = "gthread";
+    else if (!sync) warn(c, "worker_class = " + uri + " has no effect: " + NO_WORKER_CLASS);
+    resolve_class(c);
 }
 
 void apply_threads(Config &c, const V &v) {
     store<&Config::threads>(c, v);
-    if (c.threads > 1) warn(c, "threads = " + std::to_string(c.threads) + " has no effect: " + NO_THREADS);
+    resolve_class(c);
 }
 
 // Config.sendfile: --no-sendfile (or a file value) decides, else

@@ -28,8 +28,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <algorithm>
+#include <climits>
+#include <memory>
+#include <mutex>
 
 namespace cunicorn::conn {
 
@@ -56,6 +58,10 @@ constexpr int64_t SLOW_APP_MS = 2;
 // ciphertext of the previous one has gone to the socket, so a slow TLS
 // reader costs at most this much extra memory.
 constexpr size_t TLS_SLICE = 64 * 1024;
+// A relayed request's body reaches the application in slices of this size.
+constexpr size_t BODY_SLICE = 64 * 1024;
+// ConnBody::pull without blocking: nothing from the client yet.
+constexpr long WOULD_BLOCK = -2;
 
 // Input buffer with a read offset; compacted before it grows.
 struct InBuf {
@@ -107,7 +113,10 @@ public:
     // A new request on the connection.
     void start(const http::Request &req, const http::Options *opts);
 
-    long read(char *dst, size_t n) override;
+    long read(char *dst, size_t n) override { return pull(dst, n, true); }
+    // read(), or WOULD_BLOCK when !block and the client has sent nothing
+    // more yet.
+    long pull(char *dst, size_t n, bool block);
     const std::string &error() const override { return err_; }
     http::Error error_code() const override { return code_; }
     bool done() const { return done_; }
@@ -156,6 +165,47 @@ private:
 
 struct Engine;
 
+// A relayed request's buffers (conn.h), shared by the loop thread and the
+// application side; the gate guards every field below it. The loop moves
+// decoded body slices into `in` when the application waits for them, and
+// takes the response from `out` (then the queued file, then `tail`) into
+// the connection's own output.
+class Relay final : public BodySource, public Sink {
+public:
+    Relay(Conn &c, std::unique_ptr<Gate> g) : c_(c), gate(std::move(g)) {}
+    // A new request on the connection (loop thread, nothing else runs on it).
+    void start();
+
+    long read(char *dst, size_t n) override;
+    const std::string &error() const override { return err; }
+    http::Error error_code() const override { return code; }
+    bool write(const char *p, size_t n) override;
+    bool flush() override;
+    bool send_file(int fd, off_t offset, size_t n) override;
+    // Application side, locked: asks the loop to look at the connection.
+    void post();
+
+    Conn &c_;
+    std::unique_ptr<Gate> gate;
+    std::string in;              // decoded body bytes not read yet, from in_off
+    size_t in_off = 0;
+    bool want_body = false;      // the application waits for body bytes
+    bool body_end = false;       // the body is over (or failed: body_failed)
+    bool body_failed = false;
+    http::Error code = http::Error::NONE;
+    std::string err;
+    std::string out;             // response bytes the loop has not taken
+    std::string tail;            // bytes that follow the queued file
+    int file_fd = -1;            // a file the loop has not taken
+    off_t file_off = 0;
+    size_t file_left = 0;
+    bool file_queued = false;    // the response has a file (send_file)
+    size_t loop_pending = 0;     // what the connection held unsent, at the loop's last look
+    bool broken = false;         // the client is gone
+    bool finished = false;       // the executor called complete()
+    bool posted = false;         // in the engine's mailbox
+};
+
 struct Conn {
     int fd = -1;
     Engine *e = nullptr;
@@ -176,6 +226,9 @@ struct Conn {
     ConnSink sink{*this};
     bool busy = false;          // the executor has the request
     bool submitting = false;    // inside Executor::submit
+    std::unique_ptr<Relay> relay;  // relayed executors only
+    bool dead = false;          // closed while the executor had a request: freed at complete()
+    bool overdue = false;       // its request outlived request_timeout (reported)
 
     Phase phase = Phase::READING;
     bool close_after_write = false;
@@ -229,11 +282,19 @@ struct Engine final : worker::Acceptor {
     bool accepting = false;
     int keepalive_ms = 0;
     int io_timeout_ms = 30000;
+    int64_t request_timeout_ms = 0;  // request_timeout; 0 = off
     int64_t last_app_ms = 0;     // how long the previous request held the app
     int64_t last_requeue_ms = 0; // the listener registration last moved to the back
     IpAllowList forwarded_allow;   // forwarded_allow_ips
     IpAllowList proxy_allow;       // proxy_allow_ips
     http::ProxyProtocol proxy_mode = http::ProxyProtocol::OFF;
+
+    // Relayed requests: the connections whose application side has news
+    // for the loop, and the pipe that wakes the loop for them.
+    std::mutex mail_mu;
+    std::vector<Conn *> mail;
+    int wake[2] = {-1, -1};
+    void post(Conn *c);
 };
 
 // ---------------------------------------------------------------------
@@ -535,10 +596,11 @@ void ConnBody::start(const http::Request &req, const http::Options *opts) {
     err_.clear();
 }
 
-long ConnBody::read(char *dst, size_t n) {
+long ConnBody::pull(char *dst, size_t n, bool block) {
     while (!done_ && n > 0) {
         if (c_.in.size() == 0) {
-            long r = fill(c_, true);
+            long r = fill(c_, block);
+            if (r < 0 && !block && errno == EAGAIN) return WOULD_BLOCK;
             if (r == 0) return at_eof();
             if (r < 0) {
                 err_ = std::string("error reading the request body: ") + std::strerror(errno);
@@ -589,6 +651,116 @@ long ConnBody::fail(http::Error e) {
 }
 
 // ---------------------------------------------------------------------
+// Relayed requests: the application side (any thread). It never touches
+// the connection; it waits on the gate for the loop.
+// ---------------------------------------------------------------------
+
+void Relay::start() {
+    in.clear();
+    in_off = 0;
+    want_body = body_end = body_failed = false;
+    code = http::Error::NONE;
+    err.clear();
+    out.clear();
+    tail.clear();
+    file_fd = -1;
+    file_left = 0;
+    file_queued = false;
+    loop_pending = c_.pending();
+    broken = finished = posted = false;
+}
+
+void Relay::post() {
+    if (posted) return;
+    posted = true;
+    c_.e->post(&c_);
+}
+
+long Relay::read(char *dst, size_t n) {
+    if (n == 0) return 0;
+    gate->lock();
+    for (;;) {
+        if (in_off < in.size()) {
+            size_t take = std::min(n, in.size() - in_off);
+            std::memcpy(dst, in.data() + in_off, take);
+            in_off += take;
+            gate->unlock();
+            return static_cast<long>(take);
+        }
+        if (body_end || broken) {
+            if (!body_end) err = "error reading the request body: the connection was closed";
+            long r = body_failed || !body_end ? -1 : 0;
+            gate->unlock();
+            return r;
+        }
+        if (!want_body) {
+            want_body = true;  // the loop keeps it until it brings bytes
+            post();
+        }
+        gate->wait();
+    }
+}
+
+bool Relay::write(const char *p, size_t n) {
+    gate->lock();
+    (file_fd >= 0 ? tail : out).append(p, n);
+    // Back-pressure: the writer waits while the client is slow to take
+    // what is already queued. The loop looks again whenever the socket
+    // drains: only new bytes need a post.
+    while (!broken && out.size() + tail.size() + loop_pending > OUT_HIGH_WATER) {
+        if (!out.empty() || !tail.empty()) post();
+        gate->wait();
+    }
+    bool ok = !broken;
+    gate->unlock();
+    return ok;
+}
+
+bool Relay::flush() {
+    gate->lock();
+    // A queued file goes at the socket's pace; only framing follows it.
+    while (!broken && !file_queued && out.size() + tail.size() + loop_pending > 0) {
+        if (!out.empty() || !tail.empty()) post();
+        gate->wait();
+    }
+    bool ok = !broken;
+    gate->unlock();
+    return ok;
+}
+
+bool Relay::send_file(int fd, off_t offset, size_t n) {
+    // The app closes its file when the response ends; the loop sends
+    // from a duplicate of the descriptor.
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) return false;
+    gate->lock();
+    bool ok = !broken && !file_queued;
+    if (ok) {
+        file_fd = dup_fd;
+        file_off = offset;
+        file_left = n;
+        file_queued = true;
+        post();
+    }
+    gate->unlock();
+    if (!ok) close(dup_fd);
+    return ok;
+}
+
+void Engine::post(Conn *c) {
+    bool first;
+    {
+        std::lock_guard<std::mutex> g(mail_mu);
+        first = mail.empty();
+        mail.push_back(c);
+    }
+    if (first) {
+        char b = 1;
+        (void)!write(wake[1], &b, 1);
+    }
+}
+
+// ---------------------------------------------------------------------
 // Connection lifecycle
 // ---------------------------------------------------------------------
 
@@ -603,6 +775,20 @@ void listen_all(Engine &e) {
 
 void close_conn(Conn &c) {
     Engine &e = *c.e;
+    if (c.busy && c.relay) {
+        // The application side still holds the request: it learns that the
+        // client is gone, and the connection goes once it completes.
+        if (!c.dead) {
+            c.dead = true;
+            e.loop->remove(c.fd, ev::READABLE | ev::WRITABLE);
+            Relay &r = *c.relay;
+            r.gate->lock();
+            r.broken = true;
+            r.gate->notify();
+            r.gate->unlock();
+        }
+        return;
+    }
     e.loop->forget_closing(c.fd);
     close(c.fd);
     if (c.file_fd >= 0) close(c.file_fd);
@@ -752,6 +938,7 @@ Engine::Engine(worker::Process &proc, Executor &executor) : p(proc), exec(execut
     opts = cfg.http;
     keepalive_ms = cfg.keepalive * 1000;
     io_timeout_ms = (cfg.timeout > 0 ? cfg.timeout : 30) * 1000;
+    request_timeout_ms = static_cast<int64_t>(cfg.request_timeout) * 1000;
     forwarded_allow = cfg.forwarded_allow_ips;
     proxy_allow = cfg.proxy_allow_ips;
     proxy_mode = cfg.proxy_protocol;
@@ -804,6 +991,112 @@ bool clients_queueing(Engine &e) {
 
 void on_exchange_complete(Exchange &ex);
 
+// Loop thread, gate locked: brings the next body slice to a relayed
+// request whose application waits for one. Returns false when the client
+// has to send more first.
+bool pull_body(Conn &c, Relay &r) {
+    if (r.in_off < r.in.size() || r.body_end || c.body.done()) {
+        r.body_end = r.body_end || (r.in_off == r.in.size() && c.body.done());
+        r.want_body = false;
+        return true;
+    }
+    r.in.resize(BODY_SLICE);
+    r.in_off = 0;
+    long got = c.body.pull(&r.in[0], BODY_SLICE, false);
+    if (got == WOULD_BLOCK) {
+        r.in.clear();
+        return false;
+    }
+    r.in.resize(got > 0 ? static_cast<size_t>(got) : 0);
+    if (got <= 0) {
+        r.body_end = true;
+        if (got < 0) {
+            r.body_failed = true;
+            r.code = c.body.error_code();
+            r.err = c.body.error();
+        }
+    }
+    r.want_body = false;
+    return true;
+}
+
+// The application side of c's request completed (any thread).
+void relay_complete(Exchange &ex) {
+    Relay &r = *static_cast<Conn *>(ex.owner)->relay;
+    r.gate->lock();
+    r.finished = true;
+    r.post();
+    r.gate->unlock();
+}
+
+// Loop thread: what a relayed request's application side asked for. Takes
+// the response bytes it wrote into the connection's output and sends what
+// the socket takes, brings body bytes, and wakes the application. Only
+// the mailbox (`from_mail`) ends a request that completed: a connection
+// is in the mailbox at most once (posted), and is freed only after its
+// request ended, so the mailbox never holds a freed one.
+void relay_service(Conn &c, bool from_mail) {
+    Engine &e = *c.e;
+    Relay &r = *c.relay;
+    r.gate->lock();
+    if (from_mail) r.posted = false;
+    if (c.dead) {
+        r.out.clear();
+        r.tail.clear();
+        if (r.file_fd >= 0) close(r.file_fd);
+        r.file_fd = -1;
+    } else {
+        (c.file_fd >= 0 ? c.tail : c.out).append(r.out);
+        r.out.clear();
+        if (r.file_fd >= 0) {
+            c.file_fd = r.file_fd;
+            c.file_off = r.file_off;
+            c.file_left = r.file_left;
+            r.file_fd = -1;
+        }
+        (c.file_fd >= 0 ? c.tail : c.out).append(r.tail);
+        r.tail.clear();
+    }
+    bool finished = from_mail && r.finished;
+    r.gate->unlock();
+    if (!c.dead) flush(c);  // on failure the connection is marked dead
+
+    r.gate->lock();
+    bool wait_client = false;
+    if (!c.dead && r.want_body) wait_client = !pull_body(c, r);
+    r.loop_pending = c.dead ? 0 : c.pending();
+    if (c.dead) r.broken = true;
+    r.gate->notify();
+    r.gate->unlock();
+
+    if (finished) {
+        on_exchange_complete(c.ex);
+        return;
+    }
+    if (c.dead) return;
+    if (wait_client) {
+        e.loop->add(c.fd, ev::READABLE, on_conn_event, &c);
+        c.deadline = now_ms() + e.io_timeout_ms;
+    } else {
+        e.loop->remove(c.fd, ev::READABLE);  // nothing is read while the app runs
+        if (!c.pending()) c.deadline = INT64_MAX;  // the app takes its time
+    }
+}
+
+// The wake pipe: relayed requests have news.
+void on_wake(ev::Loop &, int fd, int, void *data) {
+    Engine &e = *static_cast<Engine *>(data);
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    std::vector<Conn *> batch;
+    {
+        std::lock_guard<std::mutex> g(e.mail_mu);
+        batch.swap(e.mail);
+    }
+    for (Conn *c : batch) relay_service(*c, true);
+}
+
 // Reading the body refills the input buffer, which moves or overwrites
 // the bytes of the head that req's views point into. A request with a
 // body gets those bytes copied to the connection's own string first, so
@@ -830,6 +1123,7 @@ void dispatch(Conn &c, size_t head_len) {
     Engine &e = *c.e;
     if (c.req.body != http::BodyKind::NONE) own_head(c, head_len);
     c.in.consume(head_len);
+    c.ex.nr_before = e.p.nr;
     ++e.p.nr;
     if (e.p.info.status) e.p.info.status->requests = e.p.nr;
     ++c.requests;
@@ -838,6 +1132,7 @@ void dispatch(Conn &c, size_t head_len) {
     c.body.start(c.req, &e.opts);
     c.sink.start();
     Exchange &ex = c.ex;
+    ex.req_number = c.requests;
     ex.req = &c.req;
     bool unix_peer = c.listener->family == AF_UNIX;
     ex.remote_addr = unix_peer ? std::string_view() : std::string_view(c.peer);
@@ -848,12 +1143,25 @@ void dispatch(Conn &c, size_t head_len) {
     ex.peer_trusted = c.trusted;
     ex.proxy = c.has_proxy ? &c.proxy : nullptr;
     ex.force_close = e.p.stopping || e.keepalive_ms == 0 || clients_queueing(e);
-    ex.body = &c.body;
-    ex.sink = &c.sink;
-    ex.on_complete = on_exchange_complete;
     ex.owner = &c;
     if (c.continue_sent) c.req.expect_continue = false;  // the loop already answered it
+    if (c.relay) {
+        Relay &r = *c.relay;
+        r.start();
+        r.want_body = true;
+        pull_body(c, r);  // what the loop buffered: small bodies need no round trip
+        r.want_body = false;
+        ex.body = &r;
+        ex.sink = &r;
+        ex.on_complete = relay_complete;
+        c.deadline = INT64_MAX;  // no client deadline while the app runs
+    } else {
+        ex.body = &c.body;
+        ex.sink = &c.sink;
+        ex.on_complete = on_exchange_complete;
+    }
     ex.submitted_ms = now_ms();
+    c.overdue = false;
     c.busy = true;
     c.submitting = true;
     e.exec.submit(ex);
@@ -867,6 +1175,11 @@ void on_exchange_complete(Exchange &ex) {
     Engine &e = *c.e;
     e.last_app_ms = now_ms() - ex.submitted_ms;
     c.busy = false;
+    if (c.dead) {
+        close_conn(c);
+        return;
+    }
+    if (c.relay) std::string().swap(c.relay->in);  // an idle connection keeps no body slice
     ex.hook_req.reset();  // post_request took it, unless the bridge failed first
 
     c.continue_sent = false;
@@ -929,8 +1242,9 @@ void process(Conn &c) {
             if (c.peer_closed) c.close_after_write = true;  // a truncated head: nothing to answer
             break;
         }
-        if (hooks::request_hooks() && !c.ex.hook_req) {
-            // pre_request: once per request, before any 100 Continue.
+        if (hooks::request_hooks() && !c.ex.hook_req && !c.relay) {
+            // pre_request: once per request, before any 100 Continue (a
+            // relayed executor runs it where the application runs).
             hooks::RequestInfo hi;
             hi.req = &c.req;
             hi.peer = c.listener->family == AF_UNIX ? std::string_view() : std::string_view(c.peer);
@@ -939,17 +1253,25 @@ void process(Conn &c) {
             hi.proxy = c.has_proxy ? &c.proxy : nullptr;
             hooks::pre_request(c.ex.hook_req, hi);
         }
-        if (c.req.expect_continue && !c.continue_sent && c.req.body != http::BodyKind::NONE &&
+        if (c.req.expect_continue && !c.continue_sent && c.req.body != http::BodyKind::NONE && !c.relay &&
             !body_ready(c, hr.consumed)) {
             // RFC 9110 section 10.1.1: the client waits for this before sending.
             static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
             c.out.append(CONTINUE, sizeof CONTINUE - 1);
             c.continue_sent = true;
         }
-        if (!body_ready(c, hr.consumed)) break;
+        // A relayed request that expects 100 Continue goes now: pre_request
+        // runs before the application sends it, from the application's side.
+        if (!body_ready(c, hr.consumed) && !(c.relay && c.req.expect_continue && !c.continue_sent)) break;
         dispatch(c, hr.consumed);
     }
     if (!flush(c)) return;
+    if (c.busy) {
+        // A relayed request: the loop reads only what its application asks
+        // for, and tells it what the flush above left unsent.
+        relay_service(c, false);
+        return;
+    }
     if (c.close_after_write && !c.pending()) {
         start_linger(c);
         return;
@@ -965,6 +1287,10 @@ void process(Conn &c) {
 }
 
 void on_readable(Conn &c) {
+    if (c.busy) {
+        relay_service(c, false);  // the application side waits for body bytes
+        return;
+    }
     if (c.phase == Phase::LINGERING) {
         char sink[16384];
         for (;;) {
@@ -1041,6 +1367,7 @@ void on_accept(ev::Loop &, int fd, int, void *data) {
             }
         }
         c->proxy_pending = e.proxy_mode != http::ProxyProtocol::OFF;
+        if (std::unique_ptr<Gate> gate = e.exec.make_gate()) c->relay = std::make_unique<Relay>(*c, std::move(gate));
         if (static_cast<size_t>(cfd) >= e.conns.size()) e.conns.resize(static_cast<size_t>(cfd) * 2 + 1, nullptr);
         e.conns[static_cast<size_t>(cfd)] = c;
         ++e.nconns;
@@ -1061,6 +1388,10 @@ void on_accept(ev::Loop &, int fd, int, void *data) {
 void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
     Conn &c = *static_cast<Conn *>(data);
     Engine &e = *c.e;
+    if (c.busy) {
+        relay_service(c, false);  // a relayed request: its output drained, or body bytes came
+        return;
+    }
     if (mask & ev::WRITABLE) {
         if (!flush(c)) return;
         if (c.pending() == 0 && !c.close_after_write && c.phase != Phase::LINGERING) {
@@ -1072,25 +1403,52 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
     if ((mask & ev::READABLE) && e.conns[static_cast<size_t>(fd)] == &c) on_readable(c);
 }
 
+// request_timeout (like uWSGI's harakiri): a relayed request has been in
+// the application too long. The loop is alive (the heartbeat says so), but
+// the thread is not coming back: log the request and where the
+// application is stuck, and restart the worker gracefully (no new
+// connection; the other requests finish within graceful_timeout). The
+// inline executor never gets here: the loop waits for its application,
+// and the heartbeat timeout bounds the request instead.
+void request_overdue(Engine &e, Conn &c) {
+    c.overdue = true;
+    const http::Request &r = c.req;
+    LOG_ERROR("Request timeout (%lld s): %.*s %.*s from %s; restarting the worker. Application stack:\n%s",
+              static_cast<long long>(e.request_timeout_ms / 1000), static_cast<int>(r.method.size()), r.method.data(),
+              static_cast<int>(r.target.size()), r.target.data(),
+              c.listener->family == AF_UNIX ? "a unix socket" : c.peer, e.exec.where(c.ex).c_str());
+    worker::begin_graceful_stop(e.p);
+}
+
 // Closes idle keep-alive connections past their deadline, and connections
 // whose client has been silent for too long mid-request. A retiring worker
 // keeps its idle connections until then too (worker::begin_graceful_stop).
 void sweep(Engine &e) {
     int64_t now = now_ms();
-    for (Conn *c : e.conns)
+    for (Conn *c : e.conns) {
+        if (c && c->busy && e.request_timeout_ms && !c->overdue && now - c->ex.submitted_ms >= e.request_timeout_ms)
+            request_overdue(e, *c);
         if (c && now >= c->deadline) close_conn(*c);
+    }
 }
 
 }  // namespace
 
 int serve(worker::Process &p, Executor &exec) {
-    Engine e(p, exec);
+    // On the heap: at the graceful timeout the application side may still
+    // hold requests, which refer to the engine until the process exits.
+    std::unique_ptr<Engine> owned(new Engine(p, exec));
+    Engine &e = *owned;
     ev::Loop loop(4096);
     if (!loop.ok()) {
         LOG_ERROR("cannot create the event loop: %s", std::strerror(errno));
         return 1;
     }
     e.loop = &loop;
+    if (!platform::signal_pipe(e.wake) || loop.add(e.wake[0], ev::READABLE, on_wake, &e) < 0) {
+        LOG_ERROR("cannot create the wake pipe: %s", std::strerror(errno));
+        return 1;
+    }
     exec.attach(loop);
     listen_all(e);
     p.acceptor = &e;
@@ -1113,6 +1471,9 @@ int serve(worker::Process &p, Executor &exec) {
         loop.poll(250);
     }
     p.acceptor = nullptr;
+    bool in_flight = false;
+    for (const Conn *c : e.conns) in_flight = in_flight || (c && c->busy);
+    if (in_flight) (void)owned.release();
     return 0;
 }
 

@@ -457,9 +457,10 @@ bool any_worker_hook(const Config *cfg) {
 }
 
 // worker.nr and worker.alive as the worker has them now.
-void refresh_self() {
+void refresh_self(int64_t nr = -1) {
     if (!O.self) return;
-    if (g_wp.nr) set_attr(O.self, "nr", PyLong_FromUnsignedLongLong(*g_wp.nr));
+    if (nr >= 0) set_attr(O.self, "nr", PyLong_FromLongLong(nr));
+    else if (g_wp.nr) set_attr(O.self, "nr", PyLong_FromUnsignedLongLong(*g_wp.nr));
     g_alive_shown = !(g_wp.stopping && *g_wp.stopping);
     set_attr(O.self, "alive", PyBool_FromLong(g_alive_shown));
 }
@@ -740,7 +741,7 @@ void pre_request(RequestRef &slot, const RequestInfo &info) {
     }
     slot.reset(req.release());
     if (PyObject *fn = hook("pre_request", worker_cfg())) {
-        refresh_self();
+        refresh_self(info.nr);
         call_hook("pre_request", fn, {O.self, slot.get()});
         check_alive();
     }

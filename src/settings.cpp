@@ -233,11 +233,11 @@ const Row ROWS[] = {
                   {"asgi", "asgi"},
                   {"a class path", "uvicorn.workers.UvicornWorker"},
                   {"eventlet", "eventlet"}})
-        .help("The type of workers to use (only sync is implemented yet; others run as sync)."),
+        .help("The type of workers to use (sync or gthread; others run as sync)."),
     int_row("threads", WORKER, {"--threads"}, d_int<1>)
         .to(apply_threads)
         .samples({{"1", "1"}, {"2 or more", "2"}})
-        .help("The number of worker threads for handling requests (gthread; not implemented yet)."),
+        .help("The number of worker threads for handling requests (more than 1 makes sync gthread)."),
     int_row("worker_connections", WORKER, {"--worker-connections"}, d_int<1000>)
         .to(store<&Config::worker_connections>)
         .help("The maximum number of simultaneous clients."),
@@ -693,6 +693,10 @@ const Row ROWS[] = {
     flag_row("permit_missing_host", MECHANICS, {"--permit-missing-host"})
         .to(store_http<&http::Options::permit_missing_host>)
         .help("Permit HTTP/1.1 requests without a Host header, which RFC 9112 answers with 400."),
+    int_row("request_timeout", WORKER, {"--request-timeout"}, d_int<0>)
+        .to(store<&Config::request_timeout>)
+        .help("A request still in the application after this many seconds is logged with its "
+              "Python stack and the worker restarts gracefully (gthread; 0 = off)."),
 };
 
 }  // namespace

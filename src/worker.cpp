@@ -26,6 +26,7 @@
 #include <cstring>
 #include <ctime>
 #include <random>
+#include <thread>
 
 namespace cunicorn {
 
@@ -37,9 +38,11 @@ namespace {
 // other gunicorn class runs as sync, with a warning).
 const WorkerClass CLASSES[] = {
     {"sync", executor::run_sync},
+    {"gthread", executor::run_gthread},
 };
 
 Process g_process;
+std::thread::id g_loop_thread;  // runs the event loop; hooks may run on others
 int g_sig_pipe[2] = {-1, -1};
 // Application calls in progress. Atomics that are always lock-free are
 // safe to read in a signal handler.
@@ -263,7 +266,15 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
     hw.max_requests = p.max_requests;
     hw.nr = &p.nr;
     hw.stopping = &p.stopping;
-    hw.stop = [] { worker::begin_graceful_stop(worker::g_process); };  // worker.alive = False from a hook
+    worker::g_loop_thread = std::this_thread::get_id();
+    hw.stop = [] {  // worker.alive = False from a hook
+        if (std::this_thread::get_id() == worker::g_loop_thread) {
+            worker::begin_graceful_stop(worker::g_process);
+        } else {
+            unsigned char b = SIGTERM;  // an application thread: the loop stops
+            (void)!write(worker::g_sig_pipe[1], &b, 1);
+        }
+    };
     hooks::worker_init(hw);
     struct ExitHook {
         ~ExitHook() { hooks::worker_exit(); }  // on every way out of here

@@ -871,7 +871,7 @@ bool setup(PyObject *app, const Config &cfg) {
     } items[] = {
         {"wsgi.errors", errors.get()},
         {"wsgi.version", version.get()},
-        {"wsgi.multithread", Py_False},
+        {"wsgi.multithread", cfg.worker_class == "gthread" ? Py_True : Py_False},
         {"wsgi.multiprocess", cfg.workers > 1 ? Py_True : Py_False},
         {"wsgi.run_once", Py_False},
         {"wsgi.file_wrapper", reinterpret_cast<PyObject *>(&FileWrapperType)},
@@ -1114,6 +1114,31 @@ void release_gil(void *) { g_saved_thread = PyEval_SaveThread(); }
 void acquire_gil(void *) {
     if (g_saved_thread) PyEval_RestoreThread(g_saved_thread);
     g_saved_thread = nullptr;
+}
+
+void *thread_attach() {
+    PyGILState_Ensure();  // the thread's own state, kept until the process exits
+    return PyEval_SaveThread();
+}
+
+void thread_enter(void *state) { PyEval_RestoreThread(static_cast<PyThreadState *>(state)); }
+
+void *thread_leave() { return PyEval_SaveThread(); }
+
+unsigned long thread_ident() { return PyThread_get_thread_ident(); }
+
+std::string thread_stack(unsigned long ident) {
+    Ref sys = Ref::steal(PyImport_ImportModule("sys"));
+    Ref frames = sys ? Ref::steal(PyObject_CallMethod(sys.get(), "_current_frames", nullptr)) : Ref();
+    Ref key = Ref::steal(PyLong_FromUnsignedLong(ident));
+    PyObject *frame = frames && key ? PyDict_GetItem(frames.get(), key.get()) : nullptr;  // borrowed
+    Ref tb = frame ? Ref::steal(PyImport_ImportModule("traceback")) : Ref();
+    Ref lines = tb ? Ref::steal(PyObject_CallMethod(tb.get(), "format_stack", "O", frame)) : Ref();
+    Ref empty = lines ? Ref::steal(PyUnicode_FromString("")) : Ref();
+    Ref text = empty ? Ref::steal(PyUnicode_Join(empty.get(), lines.get())) : Ref();
+    const char *utf8 = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
+    PyErr_Clear();
+    return utf8 ? std::string(utf8) : std::string("(no Python stack for this thread)\n");
 }
 
 }  // namespace cunicorn::wsgi

@@ -60,6 +60,17 @@ LONG_TEST = 300            # a declared deadline from which a test is in the lon
 SLOW_FAILURE = 10          # seconds: a failure this slow suggests a dead server
 BREAKER_COUNT = 3          # consecutive slow failures before the module gives up
 # Longest modules first, so that the pool workers finish together.
+# Worker-class passes: these modules run a second time with the options
+# added to every server they start, their test ids suffixed with the pass
+# name, so that the suites cover every class without being copied. Only
+# against cunicorn and without --extra-args (which picks one class itself);
+# --no-class-passes leaves them out.
+CLASS_PASSES = [
+    ('gthread', '-k gthread --threads 4',
+     ['test_wsgi_validate', 'test_http', 'test_conformance', 'test_smuggling', 'test_tls',
+      'test_hooks', 'test_streaming', 'test_rfc9112']),
+]
+
 MODULE_ORDER = ['test_load', 'test_conformance', 'test_master', 'test_apps',
                 'test_http', 'test_cli', 'test_wsgi_validate']
 
@@ -401,9 +412,15 @@ def cleanup_registry(path):
     return killed
 
 
-def run_module(module, args, env, totals, deadline, tier='all'):
+def run_module(module, args, env, totals, deadline, tier='all', label=''):
     """Run one module's tests of a tier in child processes until all have
-    reported. Returns the ids of the long tests the normal tier left out."""
+    reported. Returns the ids of the long tests the normal tier left out.
+    `label` (a class pass) is appended to the ids the results are recorded
+    under."""
+    record = totals.record
+    if label:
+        def record(status, tid, secs, details=''):
+            totals.record(status, '%s [%s]' % (tid, label), secs, details)
     after = None
     long_ids = []
     slow_failures = 0
@@ -483,11 +500,11 @@ def run_module(module, args, env, totals, deadline, tier='all'):
                     slow_failures += 1
                 elif ev['status'] == 'ok':
                     slow_failures = 0
-                totals.record(ev['status'], ev['id'], ev['secs'], ev.get('details', ''))
+                record(ev['status'], ev['id'], ev['secs'], ev.get('details', ''))
             elif ev['event'] == 'fixture':
-                totals.record(ev['status'], ev['id'] + ' [fixture]', 0, ev.get('details', ''))
+                record(ev['status'], ev['id'] + ' [fixture]', 0, ev.get('details', ''))
             elif ev['event'] == 'list':
-                print(ev['id'], flush=True)
+                print(ev['id'] + (' [%s]' % label if label else ''), flush=True)
         status = p.wait()
         CHILDREN.remove(p)
         errf.seek(0)
@@ -499,7 +516,7 @@ def run_module(module, args, env, totals, deadline, tier='all'):
         if inflight is not None:
             tid, t0 = inflight
             why = why_killed or 'child exited with %s' % status
-            totals.record('FAIL', tid, time.monotonic() - t0,
+            record('FAIL', tid, time.monotonic() - t0,
                           '%s during this test%s\n--- child stderr (tail)\n%s' % (
                               why, '; killed leftover server groups %s' % killed
                               if killed else '', tail))
@@ -509,12 +526,12 @@ def run_module(module, args, env, totals, deadline, tier='all'):
         if why_killed and why_killed != 'hung (killed by the runner)':
             for tid in planned or []:
                 if tid not in done:
-                    totals.record('FAIL', tid, 0, 'not run: %s' % why_killed)
+                    record('FAIL', tid, 0, 'not run: %s' % why_killed)
             return long_ids
         if inflight is not None:
             continue                    # restart after the test that broke
         if status != 0:
-            totals.record('FAIL', module + ' [child exit status %s]' % status, 0, tail)
+            record('FAIL', module + ' [child exit status %s]' % status, 0, tail)
         elif args.verbose and errtext.strip():
             print('--- %s stderr\n%s' % (module, errtext), flush=True)
         return long_ids
@@ -549,6 +566,8 @@ def main():
                     help='seconds for the whole run; tests not run by then fail '
                          '(600, 780 with --sanitized; 0 = none)')
     ap.add_argument('--list', action='store_true', help='list test ids and exit')
+    ap.add_argument('--no-class-passes', action='store_true',
+                    help='skip the worker-class passes (CLASS_PASSES)')
     ap.add_argument('-v', '--verbose', action='store_true')
     args = ap.parse_args()
     if args.budget is None:
@@ -572,9 +591,15 @@ def main():
                      if f.startswith('test_') and f.endswith('.py'))
     modules.sort(key=lambda m: MODULE_ORDER.index(m) if m in MODULE_ORDER else len(MODULE_ORDER))
     totals = Totals()
+    # Work items: (module, tier, pass label, environment).
+    items = [(m, '', env) for m in modules]
+    if not args.extra_args and not args.no_class_passes and env['CUNICORN_TEST_FLAVOR'] == 'cunicorn':
+        for label, extra, names in CLASS_PASSES:
+            penv = dict(env, CUNICORN_TEST_EXTRA_ARGS=extra)
+            items += [(m, label, penv) for m in modules if m in names]
     if args.list:
-        for m in modules:
-            run_module(m, args, env, totals, None)
+        for m, label, menv in items:
+            run_module(m, args, menv, totals, None, label=label)
         return 0
 
     def on_signal(signum, frame):
@@ -597,8 +622,8 @@ def main():
     # long tests are queued behind them when its normal tier names some.
     work = queue.Queue()
     if os.path.isfile(binary) and os.access(binary, os.X_OK):
-        for m in modules:
-            work.put((m, 'normal'))
+        for m, label, menv in items:
+            work.put((m, 'normal', label, menv))
     else:
         totals.record('FAIL', 'integration tests', 0,
                       'server binary not found or not executable: %s' % binary)
@@ -614,7 +639,7 @@ def main():
     def worker():
         while True:
             try:
-                m, tier = work.get_nowait()
+                m, tier, label, menv = work.get_nowait()
             except queue.Empty:
                 if not busy_normal():
                     return
@@ -623,18 +648,19 @@ def main():
             try:
                 if tier == 'normal':
                     try:
-                        if run_module(m, args, env, totals, deadline, 'normal'):
-                            work.put((m, 'long'))
+                        if run_module(m, args, menv, totals, deadline, 'normal', label):
+                            work.put((m, 'long', label, menv))
                     finally:
                         with state:
                             running[0] -= 1
                 else:
                     t_long = time.monotonic()
-                    run_module(m, args, env, totals, None, 'long')
+                    run_module(m, args, menv, totals, None, 'long', label)
                     with state:
                         long_secs[0] += time.monotonic() - t_long
             except Exception:
-                totals.record('FAIL', m + ' [runner error]', 0, traceback.format_exc())
+                totals.record('FAIL', m + (' [%s]' % label if label else '') + ' [runner error]', 0,
+                              traceback.format_exc())
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, args.jobs))]
     for t in threads:
         t.start()

@@ -73,6 +73,7 @@ struct Config {
     int max_requests_jitter = 0;
     int timeout = 30;
     int graceful_timeout = 30;
+    int request_timeout = 0;       // seconds; 0 = off (gthread)
     int keepalive = 2;
 
     // Security (raw values as given; http::Options::from_settings clamps

@@ -8,6 +8,9 @@
 
 #include "cunicorn/request.h"
 
+#include <memory>
+#include <string>
+
 namespace cunicorn {
 
 namespace ev {
@@ -19,13 +22,47 @@ struct Process;
 
 namespace conn {
 
+// How the application side of a relayed request waits for the loop, and
+// is woken by it: a lock over the request's shared buffers and one
+// waiter. A thread pool implements it with a mutex and a condition
+// variable; greenlets would with their hub's events. The engine takes the
+// lock only briefly, on the loop thread, and never waits on it for long.
+class Gate {
+public:
+    virtual ~Gate() = default;
+    virtual void lock() = 0;
+    virtual void unlock() = 0;
+    // Called locked: unlocks, waits for notify() (or a spurious wake-up),
+    // locks again.
+    virtual void wait() = 0;
+    // Called locked, on the loop thread.
+    virtual void notify() = 0;
+};
+
 // Runs the application for the requests the engine hands over. The
 // engine calls it on the loop thread, one request per connection at a
 // time (pipelined requests wait their turn, so responses go out in
 // order).
+//
+// Two ways to run a request. Inline (make_gate() returns null): the body
+// source and sink read and write the socket in place, and the executor
+// runs pre_request, the application and complete() inside submit(). Relayed
+// (make_gate() returns a gate): the application runs elsewhere; the body
+// source and sink are bounded buffers the loop fills and drains (a body
+// read waits for the loop to bring bytes from the client, a write waits
+// while too much of the response is unsent, a flush until the socket has
+// taken every byte), the executor runs pre_request itself, from where the
+// application runs, and calls ex.complete() from any thread once the
+// response is written: the engine finishes the request on the loop thread.
 class Executor {
 public:
     virtual ~Executor() = default;
+    // A gate for one connection's relayed requests, or null to run inline.
+    virtual std::unique_ptr<Gate> make_gate() { return nullptr; }
+    // A relayed request has outlived request_timeout: where its
+    // application is (a Python traceback), for the log. Loop thread, with
+    // the GIL.
+    virtual std::string where(const Exchange &) { return std::string(); }
     // The loop is made: an executor that runs the application on the loop
     // thread lets other Python threads run while the loop sleeps.
     virtual void attach(ev::Loop &loop) = 0;

@@ -15,6 +15,11 @@ namespace cunicorn::executor {
 // in place (gunicorn/workers/sync.py, with keep-alive and pipelining).
 int run_sync(worker::Process &p);
 
+// The gthread class: the loop keeps the sockets; `threads` application
+// threads run the requests it hands over (gunicorn/workers/gthread.py,
+// with pipelined requests answered in order).
+int run_gthread(worker::Process &p);
+
 }  // namespace cunicorn::executor
 
 #endif

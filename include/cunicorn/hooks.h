@@ -140,6 +140,7 @@ struct RequestInfo {
     std::string_view peer;        // "" for a unix-socket peer
     int peer_port = -1;           // -1 for a unix-socket peer
     int req_number = 1;           // 1-based position on the connection
+    int64_t nr = -1;              // worker.nr to show (requests before this one); -1: the worker's count
     const http::ProxyInfo *proxy = nullptr;
 };
 

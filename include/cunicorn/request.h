@@ -73,6 +73,8 @@ struct Exchange {
     BodySource *body = nullptr;
     Sink *sink = nullptr;
     int64_t submitted_ms = 0;       // CLOCK_MONOTONIC, when handed to the executor
+    int req_number = 0;             // the request's number on its connection, from 1
+    uint64_t nr_before = 0;         // requests the worker took before this one
 
     // pre_request's req object; post_request takes it.
     hooks::RequestRef hook_req;
@@ -84,9 +86,10 @@ struct Exchange {
     http::Response resp;
     Outcome outcome;
 
-    // The executor calls this, on the loop thread, once the response is
-    // complete (every byte handed to the sink); the engine then decides
-    // what the connection does next.
+    // The executor calls this once the response is complete (every byte
+    // handed to the sink): an inline executor on the loop thread, a relayed
+    // one (conn.h) from wherever the application ran; the engine then
+    // decides, on the loop thread, what the connection does next.
     void complete() { on_complete(*this); }
     void (*on_complete)(Exchange &) = nullptr;  // set by the engine
     void *owner = nullptr;                      // the engine's connection

@@ -7,6 +7,8 @@
 
 #include "cunicorn/request.h"
 
+#include <string>
+
 struct _object;
 
 namespace cunicorn {
@@ -32,6 +34,19 @@ void spew();
 // Let other Python threads run while the worker sleeps in its event loop.
 void release_gil(void *);
 void acquire_gil(void *);
+
+// A thread the server started, to run the application: thread_attach()
+// gives it a Python thread state (once) and returns it without the GIL;
+// thread_enter() takes the GIL with it, thread_leave() lets it go and
+// returns the state for the next thread_enter().
+void *thread_attach();
+void thread_enter(void *state);
+void *thread_leave();
+// The calling thread's Python identity (threading.get_ident()).
+unsigned long thread_ident();
+// The Python stack the thread `ident` is running now, formatted as a
+// traceback ("Most recent call last"); call with the GIL.
+std::string thread_stack(unsigned long ident);
 
 // Loads the settings that shape every environ; call once per worker
 // after the app is imported (and on reload). `app` is borrowed and kept.

@@ -296,12 +296,19 @@ class Base(unittest.TestCase):
 
     def wait_replaced(self, srv, old, timeout=30):
         """Wait for a single worker other than old; returns its pid."""
-        ok = server.wait_for(lambda: len(server.children(srv.pid)) == 1
-                             and old not in server.children(srv.pid), timeout)
-        kids = server.children(srv.pid)
+        found = []
+
+        def replaced():
+            # One look at /proc: the worker seen is the one returned.
+            kids = server.children(srv.pid)
+            if len(kids) == 1 and old not in kids:
+                found[:] = kids
+                return True
+            return False
+        ok = server.wait_for(replaced, timeout)
         self.assertTrue(ok, 'worker %d was not replaced by a new one: workers now %r\n%s'
-                        % (old, kids, server.tail(srv.log_text())))
-        return kids[0]
+                        % (old, server.children(srv.pid), server.tail(srv.log_text())))
+        return found[0]
 
     def wait_new_generation(self, srv, old, n, timeout=30):
         """Wait until the master has n workers, none of them in old."""

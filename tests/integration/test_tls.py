@@ -307,7 +307,14 @@ class Tls(unittest.TestCase):
                         srv.log_since(mark))
         ctx2 = ssl.create_default_context(cafile=second[0])
         ctx2.check_hostname = False
-        self.assertEqual(self.ask(srv, ctx=ctx2).status, 200)
+
+        def renewed():
+            # The old generation serves until the new one has booted.
+            try:
+                return self.ask(srv, ctx=ctx2).status == 200
+            except ssl.SSLError:
+                return False
+        self.assertTrue(server.wait_for(renewed, 60 * server.SLOW))
         # A renewed certificate that does not load keeps the running one.
         server.write_file(cert, 'not a certificate\n')
         mark = srv.log_mark()

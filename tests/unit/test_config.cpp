@@ -143,7 +143,7 @@ const char *const GUNICORN_SETTINGS[] = {
 
 // cunicorn's own, after gunicorn's.
 const char *const CUNICORN_SETTINGS[] = {"virtualenv", "limit_request_header_size", "limit_request_body",
-                                         "permit_missing_host"};
+                                         "permit_missing_host", "request_timeout"};
 
 // A virtualenv as python3 -m venv leaves it, as far as cunicorn looks:
 // pyvenv.cfg with the given version line.
@@ -450,7 +450,8 @@ TEST(config_worker_class) {
     Fixture f;
     Config c = load({"-k", "gevent", "app:app"});
     CHECK_EQ(c.worker_class, "sync");
-    CHECK(has_warning(c, "worker_class = gevent has no effect: only the sync worker class is implemented yet"));
+    CHECK(has_warning(c, "worker_class = gevent has no effect: only the sync and gthread worker classes are "
+                                "implemented yet"));
     CHECK_EQ(c.rendered["worker_class"], "gevent");
     CHECK(load({"-k", "sync", "app:app"}).warnings.empty());
     CHECK(load({"-k", "gunicorn.workers.sync.SyncWorker", "app:app"}).warnings.empty());
@@ -469,7 +470,10 @@ TEST(config_worker_class) {
     CHECK(error_of({"-k", "a..b", "app:app"}).find("invalid or not found") != std::string::npos);
     Config t = load({"--threads", "4", "app:app"});
     CHECK_EQ(t.threads, 4);
-    CHECK(has_warning(t, "threads = 4 has no effect: "));
+    CHECK(!has_warning(t, "has no effect"));
+    CHECK_EQ(t.worker_class, "gthread");  // sync with threads is gthread, as in Gunicorn
+    CHECK_EQ(load({"-k", "gthread", "app:app"}).worker_class, "gthread");
+    CHECK_EQ(load({"-k", "sync", "--threads", "1", "app:app"}).worker_class, "sync");
 }
 
 // The support of a value is what loading it does: a warning is "no
@@ -486,17 +490,17 @@ TEST(config_value_support) {
     std::string why;
     CHECK(cunicorn::value_support(*worker_class, "sync", why) == cunicorn::Support::IMPLEMENTED);
     CHECK_EQ(why, "");
-    CHECK(cunicorn::value_support(*worker_class, "gthread", why) == cunicorn::Support::ACCEPTED_NO_EFFECT);
-    CHECK(why.find("worker_class = gthread has no effect: ") == 0);
+    CHECK(cunicorn::value_support(*worker_class, "gthread", why) == cunicorn::Support::IMPLEMENTED);
+    CHECK(cunicorn::value_support(*worker_class, "gevent", why) == cunicorn::Support::ACCEPTED_NO_EFFECT);
+    CHECK(why.find("worker_class = gevent has no effect: ") == 0);
     CHECK(cunicorn::value_support(*worker_class, "eventlet", why) == cunicorn::Support::REFUSED);
     CHECK(why.find("class uri 'eventlet' invalid or not found") == 0);
     CHECK(cunicorn::value_support(*threads, "1", why) == cunicorn::Support::IMPLEMENTED);
-    CHECK(cunicorn::value_support(*threads, "8", why) == cunicorn::Support::ACCEPTED_NO_EFFECT);
+    CHECK(cunicorn::value_support(*threads, "8", why) == cunicorn::Support::IMPLEMENTED);
     CHECK(cunicorn::value_support(*threads, "-1", why) == cunicorn::Support::REFUSED);
     std::string table = cunicorn::format_support_table();
-    CHECK(table.find("    worker_class                        implemented: sync\n") != std::string::npos);
-    CHECK(table.find("    threads                             implemented: 1\n") != std::string::npos);
-    CHECK(table.find("no effect: 2 or more: the threaded") != std::string::npos);
+    CHECK(table.find("    worker_class                        implemented: sync, gthread\n") != std::string::npos);
+    CHECK(table.find("    threads                             implemented: 1, 2 or more\n") != std::string::npos);
     CHECK(table.find("refused: eventlet: class uri 'eventlet'") != std::string::npos);
     CHECK(cunicorn::format_support_samples().find("worker_class\tgevent\tno-effect\n") != std::string::npos);
 }

@@ -1,0 +1,302 @@
+"""The gthread worker class (-k gthread --threads N): the event loop keeps
+every socket and hands complete requests to N application threads.
+
+The tests assert outcomes (how many requests were in the application at
+once, bytes, order, what the log says), never elapsed time: the machine
+may be loaded. The other suites run under gthread too (tests/run.py's
+class passes).
+"""
+
+import os
+import select
+import signal
+import socket
+import threading
+import time
+import unittest
+
+import server
+from server import Server, build_request
+
+APP = r'''
+import os
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+cond = threading.Condition()
+inside = 0
+high = 0
+produced = 0
+
+
+def app(environ, start_response):
+    global inside, high, produced
+    path = environ['PATH_INFO']
+    if path.startswith('/gather/'):
+        # Waits (bounded) until `want` requests are in the application at
+        # once, then reports the high-water mark.
+        want = int(path.rsplit('/', 1)[1])
+        with cond:
+            inside += 1
+            high = max(high, inside)
+            cond.notify_all()
+            cond.wait_for(lambda: inside >= want, timeout=20)
+        time.sleep(0.1)
+        with cond:
+            inside -= 1
+        body = str(high).encode()
+    elif path == '/multithread':
+        body = repr((environ['wsgi.multithread'], environ['wsgi.multiprocess'])).encode()
+    elif path == '/echo':
+        body = environ['wsgi.input'].read()
+    elif path == '/thread':
+        body = repr(threading.current_thread() is threading.main_thread()).encode()
+    elif path == '/flood':
+        # 64 MiB in 1 MiB blocks, counting what the server took.
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        def gen():
+            global produced
+            for _ in range(64):
+                produced += 1
+                yield b'x' * (1 << 20)
+        return gen()
+    elif path == '/slow':
+        time.sleep(1)
+        body = b'slow'
+    elif path == '/pid':
+        body = str(os.getpid()).encode()
+    elif path == '/produced':
+        body = str(produced).encode()
+    elif path == '/stuck':
+        open(os.path.join(HERE, 'stuck'), 'w').close()
+        time.sleep(30)
+        body = b'late'
+    else:
+        body = b'hello'
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+'''
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process (all its threads), from /proc."""
+    with open('/proc/%d/stat' % pid, 'rb') as f:
+        rest = f.read().decode('latin-1').rsplit(')', 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def gthread_args(threads=4):
+    return ['-k', 'gthread', '--threads', str(threads)]
+
+
+def gather(srv, clients, want):
+    """`clients` concurrent requests that each wait (bounded) for `want` to
+    be in the application; returns the high-water mark they saw."""
+    results = []
+
+    def one():
+        results.append(srv.get('/gather/%d' % want, timeout=60))
+    threads = [threading.Thread(target=one) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert [r.status for r in results] == [200] * clients, [r.status for r in results]
+    return max(int(r.body) for r in results)
+
+
+class GthreadTest(unittest.TestCase):
+    def test_requests_run_concurrently(self):
+        # 8 requests that each wait for all 8 to be inside the app: with 8
+        # threads, all are in the application at the same time.
+        with Server(APP, args=['-w', '1'] + gthread_args(8)) as srv:
+            self.assertEqual(gather(srv, 8, 8), 8)
+
+    def test_threads_bound_concurrency(self):
+        # 6 requests, 2 threads: never more than 2 in the application.
+        with Server(APP, args=['-w', '1'] + gthread_args(2)) as srv:
+            self.assertEqual(gather(srv, 6, 2), 2)
+
+    def test_sync_with_threads_is_gthread(self):
+        with Server(APP, args=['-w', '1', '--threads', '3']) as srv:
+            self.assertEqual(srv.get('/multithread').body, b'(True, False)')
+            self.assertIn('Using worker: gthread', srv.log_text())
+            self.assertNotIn('has no effect', srv.log_text())
+
+    def test_sync_is_not_multithread(self):
+        with Server(APP, args=['-w', '1', '-k', 'sync'], extra=False) as srv:
+            self.assertEqual(srv.get('/multithread').body, b'(False, False)')
+            self.assertIn('Using worker: sync', srv.log_text())
+
+    def test_requests_run_on_application_threads(self):
+        # Never on the loop's (main) thread, which sync uses.
+        with Server(APP, args=['-w', '1'] + gthread_args(2)) as srv:
+            self.assertEqual({srv.get('/thread').body for _ in range(6)}, {b'False'})
+        with Server(APP, args=['-w', '1', '-k', 'sync'], extra=False) as srv:
+            self.assertEqual(srv.get('/thread').body, b'True')
+
+    def test_pipelined_requests_answered_in_order(self):
+        with Server(APP, args=['-w', '1'] + gthread_args(4)) as srv:
+            conn = srv.connect()
+            try:
+                reqs = b''.join(build_request('POST', '/echo', body=b'body-%d' % i) for i in range(5))
+                reqs += build_request('GET', '/', close=True)
+                conn.send(reqs)
+                bodies = [conn.read_response().body for _ in range(6)]
+            finally:
+                conn.close()
+            self.assertEqual(bodies, [b'body-%d' % i for i in range(5)] + [b'hello'])
+
+    def test_large_bodies_through_the_loop(self):
+        payload = os.urandom(3 * 1024 * 1024 + 7)
+        with Server(APP, args=['-w', '1'] + gthread_args(2)) as srv:
+            self.assertEqual(srv.request('POST', '/echo', body=payload).body, payload)
+            chunks = [payload[i:i + 100000] for i in range(0, len(payload), 100000)]
+            resp = srv.request('POST', '/echo', headers=[('Transfer-Encoding', 'chunked')],
+                               body=server.chunked(chunks))
+            self.assertEqual(resp.body, payload)
+
+    def test_slow_reader_suspends_its_thread_not_the_loop(self):
+        # A client that reads nothing of a 64 MiB response: the writing
+        # thread is held back (back-pressure), while the loop and the other
+        # thread keep serving.
+        with Server(APP, args=['-w', '1'] + gthread_args(2)) as srv:
+            s = socket.create_connection(srv.address)
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                s.sendall(build_request('GET', '/flood'))
+                for _ in range(5):
+                    self.assertEqual(srv.get('/').body, b'hello')
+                    time.sleep(0.2)
+                produced = int(srv.get('/produced').body)
+                self.assertLess(produced, 32)   # of 64 blocks: the app waits
+                # Waiting costs no CPU: the thread and the loop sleep.
+                worker = srv.worker_pid()
+                before = cpu_seconds(worker)
+                time.sleep(2)
+                self.assertLess(cpu_seconds(worker) - before, 0.5)
+                # Reading it all lets the writer finish.
+                got = 0
+                s.settimeout(30 * server.SLOW)
+                while True:
+                    data = s.recv(1 << 20)
+                    if not data:
+                        break
+                    got += len(data)
+                    if got >= 64 << 20:
+                        break
+                self.assertGreaterEqual(got, 64 << 20)
+            finally:
+                s.close()
+
+    def test_worker_connections_bound(self):
+        # At the bound, the worker accepts nothing more; below it, it does.
+        args = ['-w', '1', '--worker-connections', '2', '--keep-alive', '30'] + gthread_args(2)
+        with Server(APP, args=args) as srv:
+            held = [srv.connect(), srv.connect()]
+            for c in held:
+                c.send(build_request('GET', '/'))
+                self.assertEqual(c.read_response().body, b'hello')
+            third = srv.connect()
+            try:
+                third.send(build_request('GET', '/', close=True))
+                r, _, _ = select.select([third.sock], [], [], 1.0)
+                self.assertEqual(r, [])          # not accepted while 2 are held
+                held.pop().close()
+                self.assertEqual(third.read_response().body, b'hello')
+            finally:
+                third.close()
+                for c in held:
+                    c.close()
+
+    @server.timeout(180)
+    def test_slow_header_clients_do_not_hold_threads(self):
+        # 500 connections each sending one header byte every 2 s, while
+        # normal clients keep requesting: every normal request is answered.
+        args = ['-w', '2'] + gthread_args(4)
+        with Server(APP, args=args) as srv:
+            slow = []
+            try:
+                for _ in range(500):
+                    s = socket.create_connection(srv.address)
+                    s.setblocking(False)
+                    slow.append(s)
+                head = b'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: '
+                ok = 0
+                t_end = time.monotonic() + 10
+                next_byte = 0
+                step = 0
+                while time.monotonic() < t_end:
+                    if time.monotonic() >= next_byte:
+                        for s in slow:
+                            try:
+                                s.send(head[step:step + 1] if step < len(head) else b'a')
+                            except OSError:
+                                pass
+                        step += 1
+                        next_byte = time.monotonic() + 2
+                    resp = srv.get('/', timeout=30)
+                    self.assertEqual(resp.body, b'hello')
+                    ok += 1
+                self.assertGreaterEqual(ok, 10)
+            finally:
+                for s in slow:
+                    s.close()
+
+    def test_request_timeout_reports_the_stack_and_restarts(self):
+        args = ['-w', '1', '--request-timeout', '1', '--graceful-timeout', '1'] + gthread_args(2)
+        with Server(APP, args=args) as srv:
+            first = srv.worker_pid()
+            conn = srv.connect()
+            try:
+                conn.send(build_request('GET', '/stuck', close=True))
+                self.assertTrue(server.wait_for(lambda: 'Request timeout' in srv.log_text(), 60))
+                log = srv.log_text()
+                self.assertIn('Request timeout (1 s): GET /stuck from 127.0.0.1', log)
+                self.assertIn('time.sleep(30)', log)     # the stuck thread's Python stack
+                # The worker restarts gracefully: a new one serves.
+                self.assertTrue(server.wait_for(
+                    lambda: set(server.children(srv.pid)) - {first}, 60))
+                self.assertEqual(srv.get('/').body, b'hello')
+            finally:
+                conn.close()
+
+    def test_request_timeout_off_by_default(self):
+        with Server(APP, args=['-w', '1', '--graceful-timeout', '1'] + gthread_args(2)) as srv:
+            first = srv.worker_pid()
+            conn = srv.connect()
+            try:
+                conn.send(build_request('GET', '/stuck', close=True))
+                self.assertTrue(server.wait_for(lambda: os.path.exists(srv.path('stuck')), 30))
+                time.sleep(2)
+                self.assertEqual(srv.get('/').body, b'hello')
+                self.assertEqual(server.children(srv.pid), [first])
+                self.assertNotIn('Request timeout', srv.log_text())
+            finally:
+                conn.close()
+
+    def test_term_finishes_requests_in_flight(self):
+        srv = Server(APP, args=['-w', '1', '--graceful-timeout', '30'] + gthread_args(4))
+        srv.start()
+        try:
+            conns = [srv.connect() for _ in range(3)]
+            for c in conns:
+                c.send(build_request('GET', '/slow', close=True))
+            time.sleep(0.3)
+            srv.send_signal(signal.SIGTERM)
+            self.assertEqual([c.read_response().body for c in conns], [b'slow'] * 3)
+            for c in conns:
+                c.close()
+            self.assertEqual(srv.wait_exit(30), 0)
+        finally:
+            srv.stop()
+
+    def test_max_requests_is_a_hard_limit(self):
+        with Server(APP, args=['-w', '1', '--max-requests', '5'] + gthread_args(4)) as srv:
+            counts = {}
+            for _ in range(16):
+                pid = srv.get('/pid').body
+                counts[pid] = counts.get(pid, 0) + 1
+            self.assertGreaterEqual(len(counts), 2)
+            self.assertLessEqual(max(counts.values()), 5, counts)
