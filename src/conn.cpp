@@ -697,7 +697,11 @@ long Relay::read(char *dst, size_t n) {
             want_body = true;  // the loop keeps it until it brings bytes
             post();
         }
-        gate->wait();
+        if (!gate->wait()) {
+            err = "reading the request body was interrupted";
+            gate->unlock();
+            return -1;
+        }
     }
 }
 
@@ -707,11 +711,12 @@ bool Relay::write(const char *p, size_t n) {
     // Back-pressure: the writer waits while the client is slow to take
     // what is already queued. The loop looks again whenever the socket
     // drains: only new bytes need a post.
-    while (!broken && out.size() + tail.size() + loop_pending > OUT_HIGH_WATER) {
+    bool ok = true;
+    while (ok && !broken && out.size() + tail.size() + loop_pending > OUT_HIGH_WATER) {
         if (!out.empty() || !tail.empty()) post();
-        gate->wait();
+        ok = gate->wait();
     }
-    bool ok = !broken;
+    ok = ok && !broken;
     gate->unlock();
     return ok;
 }
@@ -719,11 +724,12 @@ bool Relay::write(const char *p, size_t n) {
 bool Relay::flush() {
     gate->lock();
     // A queued file goes at the socket's pace; only framing follows it.
-    while (!broken && !file_queued && out.size() + tail.size() + loop_pending > 0) {
+    bool ok = true;
+    while (ok && !broken && !file_queued && out.size() + tail.size() + loop_pending > 0) {
         if (!out.empty() || !tail.empty()) post();
-        gate->wait();
+        ok = gate->wait();
     }
-    bool ok = !broken;
+    ok = ok && !broken;
     gate->unlock();
     return ok;
 }

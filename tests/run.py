@@ -65,10 +65,11 @@ BREAKER_COUNT = 3          # consecutive slow failures before the module gives u
 # name, so that the suites cover every class without being copied. Only
 # against cunicorn and without --extra-args (which picks one class itself);
 # --no-class-passes leaves them out.
+PROTOCOL_SUITES = ['test_wsgi_validate', 'test_http', 'test_conformance', 'test_smuggling', 'test_tls',
+                   'test_hooks', 'test_streaming', 'test_rfc9112']
 CLASS_PASSES = [
-    ('gthread', '-k gthread --threads 4',
-     ['test_wsgi_validate', 'test_http', 'test_conformance', 'test_smuggling', 'test_tls',
-      'test_hooks', 'test_streaming', 'test_rfc9112']),
+    ('gthread', '-k gthread --threads 4', PROTOCOL_SUITES),
+    ('gevent', '-k gevent', PROTOCOL_SUITES),
 ]
 
 MODULE_ORDER = ['test_load', 'test_conformance', 'test_master', 'test_apps',

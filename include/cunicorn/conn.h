@@ -25,16 +25,19 @@ namespace conn {
 // How the application side of a relayed request waits for the loop, and
 // is woken by it: a lock over the request's shared buffers and one
 // waiter. A thread pool implements it with a mutex and a condition
-// variable; greenlets would with their hub's events. The engine takes the
-// lock only briefly, on the loop thread, and never waits on it for long.
+// variable; greenlets, whose waits switch to their hub, need no lock. The
+// engine takes the lock only briefly, on the loop thread, and never waits
+// on it for long.
 class Gate {
 public:
     virtual ~Gate() = default;
     virtual void lock() = 0;
     virtual void unlock() = 0;
     // Called locked: unlocks, waits for notify() (or a spurious wake-up),
-    // locks again.
-    virtual void wait() = 0;
+    // locks again. False when the wait was interrupted instead (an
+    // exception thrown into a greenlet, left pending for the application):
+    // the caller gives up.
+    virtual bool wait() = 0;
     // Called locked, on the loop thread.
     virtual void notify() = 0;
 };
