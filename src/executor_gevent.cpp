@@ -40,21 +40,22 @@ const py::Source GEVENT_PY = {"src/py/gevent_worker.py",
 
 // GEVENT_PY's names, looked up once the module body has run.
 struct Names {
-    PyObject *spawn, *make_sleep, *Gate, *stack;
-    PyObject *wait, *notify;  // method names
+    PyObject *Runners, *LoopWaiter, *Gate, *stack;
+    PyObject *wait, *notify, *sleep, *wake, *submit;  // method names
 };
 Names N{};
 
 bool load_names(PyObject *ns) {
-    for (auto [slot, name] : {std::pair{&N.spawn, "spawn"}, {&N.make_sleep, "make_sleep"}, {&N.Gate, "Gate"},
+    for (auto [slot, name] : {std::pair{&N.Runners, "Runners"}, {&N.LoopWaiter, "LoopWaiter"}, {&N.Gate, "Gate"},
                               {&N.stack, "stack"}})
         if (!(*slot = Py_XNewRef(PyDict_GetItemString(ns, name)))) {
             PyErr_Format(PyExc_NameError, "%s defines no %s", GEVENT_PY.path, name);
             return false;
         }
-    N.wait = PyUnicode_InternFromString("wait");
-    N.notify = PyUnicode_InternFromString("notify");
-    return N.wait && N.notify;
+    for (auto [slot, name] : {std::pair{&N.wait, "wait"}, {&N.notify, "notify"}, {&N.sleep, "sleep"},
+                              {&N.wake, "wake"}, {&N.submit, "submit"}})
+        if (!(*slot = PyUnicode_InternFromString(name))) return false;
+    return true;
 }
 
 // Logs and clears a Python error the worker cannot hand to anyone.
@@ -103,12 +104,28 @@ public:
     }
 
     void attach(ev::Loop &loop) override {
-        sleep_ = Ref::steal(PyObject_CallFunction(N.make_sleep, "i", loop.poll_fd()));
-        if (!sleep_) {
-            log_python_error("gevent: cannot watch the event loop");
-            return;  // the loop sleeps in the kernel; requests still run
+        waiter_ = Ref::steal(PyObject_CallFunction(N.LoopWaiter, "i", loop.poll_fd()));
+        // A METH_FASTCALL function goes into PyMethodDef as a PyCFunction.
+        static PyMethodDef run_def = {"cunicorn_request", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(run)),
+                                      METH_FASTCALL, nullptr};
+        Ref self = Ref::steal(PyCapsule_New(this, nullptr, nullptr));
+        Ref run_fn = self ? Ref::steal(PyCFunction_New(&run_def, self.get())) : Ref();
+        runners_ = run_fn ? Ref::steal(PyObject_CallOneArg(N.Runners, run_fn.get())) : Ref();
+        if (!waiter_ || !runners_) {
+            // Requests then run on the loop, one at a time; the loop
+            // sleeps in the kernel.
+            log_python_error("gevent: cannot start the greenlets");
+            waiter_.reset();
+            return;
         }
         loop.set_waiter(sleep_in_hub, this);
+    }
+
+    // Requests' greenlets run on the loop's thread, between its turns.
+    bool on_loop_thread() const override { return waiter_ ? true : false; }
+
+    void wake_loop() override {
+        if (!Ref::steal(PyObject_CallMethodNoArgs(waiter_.get(), N.wake))) log_python_error("gevent: wake failed");
     }
 
     std::string where(const Exchange &ex) override {
@@ -122,54 +139,38 @@ public:
     }
 
     void submit(Exchange &ex) override {
-        Ref capsule = Ref::steal(PyCapsule_New(&ex, nullptr, nullptr));
-        Ref greenlet = capsule ? Ref::steal(PyObject_CallFunctionObjArgs(N.spawn, run_fn(), capsule.get(), nullptr))
-                               : Ref();
-        if (!greenlet) {
+        Ref capsule = runners_ ? Ref::steal(PyCapsule_New(&ex, nullptr, nullptr)) : Ref();
+        if (!capsule || !Ref::steal(PyObject_CallMethodOneArg(runners_.get(), N.submit, capsule.get()))) {
             // No greenlet: the request runs here, as the sync class would.
-            log_python_error("gevent: cannot spawn a greenlet");
+            if (runners_) log_python_error("gevent: cannot start a greenlet");
             serve_relayed(ex);
             ex.complete();
-            return;
         }
-        running_.emplace(&ex, greenlet.release());
     }
 
 private:
-    // The greenlet's body: one request.
-    static PyObject *run(PyObject *self, PyObject *capsule) {
+    // What a request's greenlet runs: run(capsule of the Exchange, the greenlet).
+    static PyObject *run(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         auto *exec = static_cast<GreenletExecutor *>(PyCapsule_GetPointer(self, nullptr));
-        auto *ex = static_cast<Exchange *>(PyCapsule_GetPointer(capsule, nullptr));
+        auto *ex = nargs == 2 ? static_cast<Exchange *>(PyCapsule_GetPointer(args[0], nullptr)) : nullptr;
         if (!exec || !ex) return nullptr;
+        exec->running_[ex] = args[1];  // borrowed: the greenlet outlives its request
         serve_relayed(*ex);
-        auto at = exec->running_.find(ex);
-        if (at != exec->running_.end()) {
-            Py_DECREF(at->second);
-            exec->running_.erase(at);
-        }
+        exec->running_.erase(ex);
         ex->complete();
         Py_RETURN_NONE;
     }
 
-    // run() as a Python callable bound to this executor, made once.
-    PyObject *run_fn() {
-        if (!run_fn_) {
-            static PyMethodDef def = {"cunicorn_request", run, METH_O, nullptr};
-            Ref self = Ref::steal(PyCapsule_New(this, nullptr, nullptr));
-            run_fn_ = self ? Ref::steal(PyCFunction_New(&def, self.get())) : Ref();
-        }
-        return run_fn_.get();
-    }
-
     static void sleep_in_hub(void *arg, int timeout_ms) {
         auto *self = static_cast<GreenletExecutor *>(arg);
-        if (!Ref::steal(PyObject_CallFunction(self->sleep_.get(), "i", timeout_ms)))
+        Ref ms = Ref::steal(PyLong_FromLong(timeout_ms));
+        if (!ms || !Ref::steal(PyObject_CallMethodOneArg(self->waiter_.get(), N.sleep, ms.get())))
             log_python_error("gevent: the hub failed");
     }
 
-    Ref sleep_;
-    Ref run_fn_;
-    // The greenlet of each request in flight, for where() (owned refs).
+    Ref waiter_;
+    Ref runners_;
+    // The greenlet of each request in flight, for where() (borrowed).
     std::unordered_map<const Exchange *, PyObject *> running_;
 };
 

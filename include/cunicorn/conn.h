@@ -69,6 +69,12 @@ public:
     // The loop is made: an executor that runs the application on the loop
     // thread lets other Python threads run while the loop sleeps.
     virtual void attach(ev::Loop &loop) = 0;
+    // The application side of relayed requests runs on the loop's own
+    // thread, taking turns with the loop (greenlets): its news reaches the
+    // loop without the wake-up pipe, through wake_loop(), called when the
+    // first news since the loop's last look is posted.
+    virtual bool on_loop_thread() const { return false; }
+    virtual void wake_loop() {}
     // Runs the application for `ex`, whose body source and sink are
     // ready, and calls ex.complete() once the response is written to the
     // sink. The inline executor does all of this before returning; one

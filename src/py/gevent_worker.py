@@ -15,6 +15,7 @@ import traceback
 
 import gevent
 from gevent import getcurrent
+from greenlet import greenlet
 
 gevent.reinit()
 
@@ -22,34 +23,77 @@ _hub = gevent.get_hub()
 _loop = _hub.loop
 _run_callback = _loop.run_callback
 _hub_switch = _hub.switch
-spawn = gevent.spawn_raw
 
 
-def make_sleep(fd):
-    """Returns sleep(timeout_ms): the main greenlet gives the hub the
-    thread until fd (the engine's epoll or kqueue descriptor) is readable
-    or the time is up; other greenlets run meanwhile."""
-    main = getcurrent()
-    io = _loop.io(fd, 1)
-    timers = {}
+class Runners:
+    """The greenlets that run requests: run(item, greenlet) for each item
+    submitted, in a greenlet of its own. A greenlet that finishes a request
+    waits for the next one instead of ending (a new greenlet costs an
+    mmap and a munmap of its Python frame stack); at most `keep` wait, so a
+    burst of concurrency does not pin its memory."""
 
-    def sleep(timeout_ms):
+    def __init__(self, run, keep=64):
+        self.run = run
+        self.keep = keep
+        self.idle = []
+
+    def submit(self, item):
+        g = self.idle.pop() if self.idle else greenlet(self._serve, _hub)
+        _run_callback(g.switch, item)
+
+    def _serve(self, item):
+        run = self.run
+        idle = self.idle
+        me = getcurrent()
+        while True:
+            run(item, me)
+            if len(idle) >= self.keep:
+                return
+            idle.append(me)
+            item = _hub_switch()
+
+
+class LoopWaiter:
+    """Where the engine's loop (the main greenlet) sleeps: in the hub, until
+    fd (the engine's epoll or kqueue descriptor) is readable, the time is
+    up, or a request's greenlet has news for the loop (wake); other
+    greenlets run meanwhile."""
+
+    def __init__(self, fd):
+        self.main = getcurrent()
+        self.io = _loop.io(fd, 1)
+        self.timers = {}
+        self.sleeping = False
+        self.scheduled = False
+
+    def sleep(self, timeout_ms):
         # A stopped libev timer keeps what was left of its time, and
         # start() would resume from there (nothing, once it has fired):
         # again() arms it afresh, for its full repeat interval.
-        timer = timers.get(timeout_ms)
+        timer = self.timers.get(timeout_ms)
         if timer is None:
             seconds = timeout_ms / 1000.0
-            timer = timers[timeout_ms] = _loop.timer(seconds, seconds)
-        io.start(main.switch)
-        timer.again(main.switch)
+            timer = self.timers[timeout_ms] = _loop.timer(seconds, seconds)
+        switch = self.main.switch
+        self.io.start(switch)
+        timer.again(switch)
+        self.sleeping = True
         try:
             _hub_switch()
         finally:
-            io.stop()
+            self.sleeping = False
+            self.io.stop()
             timer.stop()
 
-    return sleep
+    def wake(self):
+        if self.sleeping and not self.scheduled:
+            self.scheduled = True
+            _run_callback(self._wake)
+
+    def _wake(self):
+        self.scheduled = False
+        if self.sleeping:
+            self.main.switch()
 
 
 class Gate:
