@@ -71,6 +71,11 @@ CLASS_PASSES = [
     ('gthread', '-k gthread --threads 4', PROTOCOL_SUITES),
     ('gevent', '-k gevent', PROTOCOL_SUITES),
 ]
+# greenlet switches between greenlets by copying their C stacks, without
+# telling AddressSanitizer (__sanitizer_start_switch_fiber), whose stack
+# redzones then belong to another greenlet's frames: every report would be
+# false. The gevent class is tested in the normal build only.
+NOT_SANITIZED_PASSES = {'gevent'}
 
 MODULE_ORDER = ['test_load', 'test_conformance', 'test_master', 'test_apps',
                 'test_http', 'test_cli', 'test_wsgi_validate']
@@ -596,6 +601,9 @@ def main():
     items = [(m, '', env) for m in modules]
     if not args.extra_args and not args.no_class_passes and env['CUNICORN_TEST_FLAVOR'] == 'cunicorn':
         for label, extra, names in CLASS_PASSES:
+            if args.sanitized and label in NOT_SANITIZED_PASSES:
+                print('# class pass %s: not under the sanitizers (see NOT_SANITIZED_PASSES)' % label)
+                continue
             penv = dict(env, CUNICORN_TEST_EXTRA_ARGS=extra)
             items += [(m, label, penv) for m in modules if m in names]
     if args.list:

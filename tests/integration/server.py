@@ -106,6 +106,17 @@ def worker_class():
     return 'sync'
 
 
+def gevent_runs():
+    """Why the gevent worker class cannot be tested here, or ''."""
+    if not module_available('gevent'):
+        return 'gevent is not installed for /usr/bin/python3 (Debian python3-gevent; make deps)'
+    if SANITIZED:
+        # tests/run.py, NOT_SANITIZED_PASSES.
+        return ('greenlet copies C stacks between greenlets unannounced to AddressSanitizer, '
+                'whose reports would be false: the gevent class is tested in the normal build')
+    return ''
+
+
 def is_threaded():
     """True when the extra args select gthread (keep-alive capable gunicorn)."""
     return worker_class() == 'gthread'

@@ -504,6 +504,8 @@ class SettingsSupportTable(Case):
             self.assertNotIn('Listening at', out + err)
             return
         self.assertIn(status, ('implemented', 'no-effect'))
+        if name == 'worker_class' and value.startswith('gevent') and server.gevent_runs():
+            self.skipTest(server.gevent_runs())
         srv = server.Server(OVERLAP_APP, ['-c', conf, '--workers', '1'])
         srv.start()
         self.addCleanup(srv.stop)

@@ -23,7 +23,7 @@ import server
 from server import Server, build_request, run_binary
 from test_virtualenv import make_venv
 
-GEVENT = server.module_available('gevent')
+NO_GEVENT = server.gevent_runs()
 
 APP = r'''
 import os
@@ -147,7 +147,7 @@ class Clients:
         return out
 
 
-@unittest.skipUnless(GEVENT, 'gevent is not installed for /usr/bin/python3 (Debian python3-gevent; make deps)')
+@unittest.skipIf(NO_GEVENT, NO_GEVENT)
 class GeventTest(unittest.TestCase):
     @server.timeout(180)
     def test_500_requests_in_the_application_at_once(self):
@@ -283,7 +283,8 @@ class Barrier:
         self.httpd.server_close()
 
 
-@unittest.skipUnless(GEVENT, 'gevent is not installed for /usr/bin/python3 (Debian python3-gevent; make deps)')
+@unittest.skipUnless(server.module_available('gevent'),
+                     'gevent is not installed for /usr/bin/python3 (Debian python3-gevent; make deps)')
 class GeventMissing(unittest.TestCase):
     def test_one_line_naming_the_packages(self):
         tmp = tempfile.mkdtemp(prefix='cunicorn-nogevent-')
@@ -313,8 +314,8 @@ def slow():
 '''
 
 
-@unittest.skipUnless(GEVENT and server.module_available('flask'),
-                     'needs gevent and Flask for /usr/bin/python3 (Debian python3-gevent, python3-flask)')
+@unittest.skipIf(NO_GEVENT, NO_GEVENT)
+@unittest.skipUnless(server.module_available('flask'), 'Flask is not installed for /usr/bin/python3 (python3-flask)')
 class SeedConfigs(unittest.TestCase):
     """The guides' configurations (tests/data/configs), unchanged but for
     the paths and the address given on the command line, run their gevent
