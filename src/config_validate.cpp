@@ -370,8 +370,34 @@ void apply_bind(Config &c, const V &v) {
 // util.SUPPORTED_WORKERS of Gunicorn 26.1 (eventlet was removed in 26.0).
 const char *const WORKER_NAMES[] = {"sync", "gevent", "gevent_wsgi", "gevent_pywsgi", "tornado", "gthread", "asgi"};
 
-const char *const NO_WORKER_CLASS = "only the sync and gthread worker classes are implemented yet; workers run as "
-                                    "sync, one request at a time";
+const char *const NO_WORKER_CLASS = "only the sync, gthread and gevent worker classes are implemented yet; "
+                                    "workers run as sync, one request at a time";
+
+// The classes cunicorn runs, by the names util.load_class accepts for
+// them: bundled names and gunicorn's class paths.
+struct KnownClass {
+    const char *name;
+    const char *path;  // gunicorn's module path + class
+};
+const KnownClass KNOWN_CLASSES[] = {
+    {"sync", "gunicorn.workers.sync.SyncWorker"},
+    {"gthread", "gunicorn.workers.gthread.ThreadWorker"},
+    {"gevent", "gunicorn.workers.ggevent.GeventWorker"},
+    {"gevent_wsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker"},
+    {"gevent_pywsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker"},
+};
+
+// The class a bundled name or a class path means, or "" for one cunicorn
+// does not run.
+static std::string known_class(const std::string &name) {
+    for (const KnownClass &k : KNOWN_CLASSES)
+        if (name == k.name || name == k.path) return k.name;
+    // Subclass paths ending like gunicorn's (a project's own SyncWorker
+    // re-export) keep meaning sync and gthread, as before.
+    if (starts_with(name, "gunicorn.workers.sync.") && ends_with(name, "SyncWorker")) return "sync";
+    if (starts_with(name, "gunicorn.workers.gthread.") && ends_with(name, "ThreadWorker")) return "gthread";
+    return "";
+}
 
 // Gunicorn's Config.worker_class: sync with more than one thread is gthread.
 static void resolve_class(Config &c) {
@@ -391,8 +417,8 @@ static bool dotted_name(const std::string &s) {
 }
 
 // util.load_class's accepted forms: a bundled name (optionally "#name"),
-// "egg:dist#name", or a dotted class path. Only sync and gthread exist in
-// cunicorn so far; anything else runs as sync after a warning.
+// "egg:dist#name", or a dotted class path. The classes of KNOWN_CLASSES
+// run; anything else runs as sync after a warning.
 void apply_worker_class(Config &c, const V &v) {
     c.worker_class = "sync";
     if (v.kind == V::PYOBJ) {
@@ -401,17 +427,15 @@ void apply_worker_class(Config &c, const V &v) {
     }
     std::string uri = as_string(v);
     if (uri.empty()) throw Invalid{"class uri '' invalid or not found"};
-    bool sync = false, gthread = false;
+    std::string cls;
     if (starts_with(uri, "egg:")) {
         size_t hash = uri.find('#');
         if (hash == std::string::npos || hash + 1 == uri.size())
             throw Invalid{"class uri " + repr_str(uri) + " invalid or not found"};
-        sync = uri.substr(hash + 1) == "sync";
-        gthread = uri.substr(hash + 1) == "gthread";
+        cls = known_class(uri.substr(hash + 1));
     } else if (uri.find('.') != std::string::npos) {
         if (!dotted_name(uri)) throw Invalid{"class uri " + repr_str(uri) + " invalid or not found"};
-        sync = starts_with(uri, "gunicorn.workers.sync.") && ends_with(uri, "SyncWorker");
-        gthread = starts_with(uri, "gunicorn.workers.gthread.") && ends_with(uri, "ThreadWorker");
+        cls = known_class(uri);
     } else {
         std::string name = uri[0] == '#' ? uri.substr(1) : uri;
         bool known = false;
@@ -424,11 +448,10 @@ void apply_worker_class(Config &c, const V &v) {
         if (!known)
             throw ConfigError("class uri " + repr_str(uri) + " invalid or not found: \n\n[ImportError: Entry point "
                               "('gunicorn.workers', " + repr_str(name) + ") not found\n]\n");
-        sync = name == "sync";
-        gthread = name == "gthread";
+        cls = known_class(name);
     }
-    if (gthread) c.worker_class = "gthread";
-    else if (!sync) warn(c, "worker_class = " + uri + " has no effect: " + NO_WORKER_CLASS);
+    if (!cls.empty()) c.worker_class = cls;
+    else warn(c, "worker_class = " + uri + " has no effect: " + NO_WORKER_CLASS);
     resolve_class(c);
 }
 

@@ -697,7 +697,11 @@ long Relay::read(char *dst, size_t n) {
             want_body = true;  // the loop keeps it until it brings bytes
             post();
         }
-        gate->wait();
+        if (!gate->wait()) {
+            err = "reading the request body was interrupted";
+            gate->unlock();
+            return -1;
+        }
     }
 }
 
@@ -707,11 +711,12 @@ bool Relay::write(const char *p, size_t n) {
     // Back-pressure: the writer waits while the client is slow to take
     // what is already queued. The loop looks again whenever the socket
     // drains: only new bytes need a post.
-    while (!broken && out.size() + tail.size() + loop_pending > OUT_HIGH_WATER) {
+    bool ok = true;
+    while (ok && !broken && out.size() + tail.size() + loop_pending > OUT_HIGH_WATER) {
         if (!out.empty() || !tail.empty()) post();
-        gate->wait();
+        ok = gate->wait();
     }
-    bool ok = !broken;
+    ok = ok && !broken;
     gate->unlock();
     return ok;
 }
@@ -719,11 +724,12 @@ bool Relay::write(const char *p, size_t n) {
 bool Relay::flush() {
     gate->lock();
     // A queued file goes at the socket's pace; only framing follows it.
-    while (!broken && !file_queued && out.size() + tail.size() + loop_pending > 0) {
+    bool ok = true;
+    while (ok && !broken && !file_queued && out.size() + tail.size() + loop_pending > 0) {
         if (!out.empty() || !tail.empty()) post();
-        gate->wait();
+        ok = gate->wait();
     }
-    bool ok = !broken;
+    ok = ok && !broken;
     gate->unlock();
     return ok;
 }
@@ -748,6 +754,11 @@ bool Relay::send_file(int fd, off_t offset, size_t n) {
 }
 
 void Engine::post(Conn *c) {
+    if (exec.on_loop_thread()) {
+        mail.push_back(c);  // the loop and the application side take turns
+        if (mail.size() == 1) exec.wake_loop();
+        return;
+    }
     bool first;
     {
         std::lock_guard<std::mutex> g(mail_mu);
@@ -1035,7 +1046,7 @@ void relay_complete(Exchange &ex) {
 // the mailbox (`from_mail`) ends a request that completed: a connection
 // is in the mailbox at most once (posted), and is freed only after its
 // request ended, so the mailbox never holds a freed one.
-void relay_service(Conn &c, bool from_mail) {
+void relay_service(Conn &c, bool from_mail, int fired = ev::NONE) {
     Engine &e = *c.e;
     Relay &r = *c.relay;
     r.gate->lock();
@@ -1078,23 +1089,30 @@ void relay_service(Conn &c, bool from_mail) {
         e.loop->add(c.fd, ev::READABLE, on_conn_event, &c);
         c.deadline = now_ms() + e.io_timeout_ms;
     } else {
-        e.loop->remove(c.fd, ev::READABLE);  // nothing is read while the app runs
+        // Nothing is read while the application runs. The registration goes
+        // only once the client sends (pipelines, or closes): a request's
+        // response comes first, and two epoll_ctl per request are spared.
+        if (fired & ev::READABLE) e.loop->remove(c.fd, ev::READABLE);
         if (!c.pending()) c.deadline = INT64_MAX;  // the app takes its time
     }
 }
 
-// The wake pipe: relayed requests have news.
-void on_wake(ev::Loop &, int fd, int, void *data) {
-    Engine &e = *static_cast<Engine *>(data);
-    char buf[64];
-    while (read(fd, buf, sizeof buf) > 0) {
-    }
+// Relayed requests' news, from the mailbox.
+void read_mail(Engine &e) {
     std::vector<Conn *> batch;
     {
         std::lock_guard<std::mutex> g(e.mail_mu);
         batch.swap(e.mail);
     }
     for (Conn *c : batch) relay_service(*c, true);
+}
+
+// The wake pipe: relayed requests have news.
+void on_wake(ev::Loop &, int fd, int, void *data) {
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    read_mail(*static_cast<Engine *>(data));
 }
 
 // Reading the body refills the input buffer, which moves or overwrites
@@ -1142,7 +1160,9 @@ void dispatch(Conn &c, size_t head_len) {
     ex.url_scheme = c.tls ? "https" : "http";
     ex.peer_trusted = c.trusted;
     ex.proxy = c.has_proxy ? &c.proxy : nullptr;
-    ex.force_close = e.p.stopping || e.keepalive_ms == 0 || clients_queueing(e);
+    // Only an inline executor holds the other connections while its
+    // application runs: a relayed one serves them meanwhile.
+    ex.force_close = e.p.stopping || e.keepalive_ms == 0 || (!c.relay && clients_queueing(e));
     ex.owner = &c;
     if (c.continue_sent) c.req.expect_continue = false;  // the loop already answered it
     if (c.relay) {
@@ -1288,7 +1308,7 @@ void process(Conn &c) {
 
 void on_readable(Conn &c) {
     if (c.busy) {
-        relay_service(c, false);  // the application side waits for body bytes
+        relay_service(c, false, ev::READABLE);  // the application side waits for body bytes
         return;
     }
     if (c.phase == Phase::LINGERING) {
@@ -1389,7 +1409,7 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
     Conn &c = *static_cast<Conn *>(data);
     Engine &e = *c.e;
     if (c.busy) {
-        relay_service(c, false);  // a relayed request: its output drained, or body bytes came
+        relay_service(c, false, mask);  // a relayed request: its output drained, or body bytes came
         return;
     }
     if (mask & ev::WRITABLE) {
@@ -1469,6 +1489,7 @@ int serve(worker::Process &p, Executor &exec) {
             if (e.nconns == 0 || now >= p.stop_deadline) break;
         }
         loop.poll(250);
+        if (exec.on_loop_thread() && !e.mail.empty()) read_mail(e);
     }
     p.acceptor = nullptr;
     bool in_flight = false;

@@ -62,13 +62,25 @@ int Loop::mask(int fd) const {
     return slots_[static_cast<size_t>(fd)].mask;
 }
 
+int Loop::poll_fd() const { return backend_fd(backend_); }
+
 int Loop::poll(int timeout_ms) {
     fired_.clear();
-    if (before_sleep_) before_sleep_(sleep_arg_);
-    int n = backend_wait(backend_, timeout_ms, fired_);
-    int saved = errno;
-    if (after_sleep_) after_sleep_(sleep_arg_);
-    if (n < 0) return saved == EINTR ? 0 : -1;
+    int n;
+    if (waiter_) {
+        n = backend_wait(backend_, 0, fired_);
+        if (n == 0 && timeout_ms != 0) {
+            waiter_(waiter_arg_, timeout_ms);
+            n = backend_wait(backend_, 0, fired_);
+        }
+    } else {
+        if (before_sleep_) before_sleep_(sleep_arg_);
+        n = backend_wait(backend_, timeout_ms, fired_);
+        int saved = errno;
+        if (after_sleep_) after_sleep_(sleep_arg_);
+        errno = saved;
+    }
+    if (n < 0) return errno == EINTR ? 0 : -1;
     int processed = 0;
     for (const Fired &f : fired_) {
         // An earlier callback in this round may have closed (and even

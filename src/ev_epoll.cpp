@@ -75,6 +75,8 @@ int backend_wait(Loop::Backend *b, int timeout_ms, std::vector<Loop::Fired> &fir
     return n;
 }
 
+int backend_fd(const Loop::Backend *b) { return b->epfd; }
+
 const char *backend_name() { return "epoll"; }
 
 }  // namespace cunicorn::ev

@@ -89,6 +89,8 @@ int backend_wait(Loop::Backend *b, int timeout_ms, std::vector<Loop::Fired> &fir
     return static_cast<int>(fired.size() - first);
 }
 
+int backend_fd(const Loop::Backend *b) { return b->kq; }
+
 const char *backend_name() { return "kqueue"; }
 
 }  // namespace cunicorn::ev

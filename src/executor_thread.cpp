@@ -28,10 +28,11 @@ class ThreadGate final : public conn::Gate {
 public:
     void lock() override { mu_.lock(); }
     void unlock() override { mu_.unlock(); }
-    void wait() override {
+    bool wait() override {
         std::unique_lock<std::mutex> held(mu_, std::adopt_lock);
         cv_.wait(held);
         held.release();
+        return true;
     }
     void notify() override { cv_.notify_all(); }
 
@@ -95,7 +96,7 @@ private:
                 running_[me].ex = ex;
             }
             wsgi::thread_enter(state);
-            serve(*ex);
+            serve_relayed(*ex);
             state = wsgi::thread_leave();
             {
                 std::lock_guard<std::mutex> g(mu_);
@@ -103,21 +104,6 @@ private:
             }
             ex->complete();  // the last touch: the loop owns it again
         }
-    }
-
-    static void serve(Exchange &ex) {
-        if (hooks::request_hooks()) {
-            hooks::RequestInfo hi;
-            hi.req = ex.req;
-            hi.peer = ex.remote_addr;
-            hi.peer_port = ex.remote_port;
-            hi.req_number = ex.req_number;
-            hi.proxy = ex.proxy;
-            hi.nr = static_cast<int64_t>(ex.nr_before);
-            hooks::pre_request(ex.hook_req, hi);
-        }
-        ex.outcome = wsgi::handle(ex, ex.resp);
-        ex.hook_req.reset();  // post_request took it, unless the bridge failed first
     }
 
     // What each thread runs, for where().
@@ -134,6 +120,21 @@ private:
 };
 
 }  // namespace
+
+void serve_relayed(Exchange &ex) {
+    if (hooks::request_hooks()) {
+        hooks::RequestInfo hi;
+        hi.req = ex.req;
+        hi.peer = ex.remote_addr;
+        hi.peer_port = ex.remote_port;
+        hi.req_number = ex.req_number;
+        hi.proxy = ex.proxy;
+        hi.nr = static_cast<int64_t>(ex.nr_before);
+        hooks::pre_request(ex.hook_req, hi);
+    }
+    ex.outcome = wsgi::handle(ex, ex.resp);
+    ex.hook_req.reset();  // post_request took it, unless the bridge failed first
+}
 
 int run_gthread(worker::Process &p) {
     // Never destroyed: at the graceful timeout its threads may still be

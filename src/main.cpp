@@ -6,6 +6,7 @@
 #include "cunicorn/platform.h"
 #include "cunicorn/pyembed.h"
 #include "cunicorn/tls.h"
+#include "cunicorn/worker.h"
 #include "cunicorn/wsgi.h"
 
 #include <fcntl.h>
@@ -122,6 +123,12 @@ int main(int argc, char **argv) {
         return report_config_error(e);
     }
     if (cfg.virtualenv_restart) return reexec_in_virtualenv(cfg, startup_cwd);
+    // As gunicorn loads its worker class: a class whose module is missing
+    // stops the server before anything starts.
+    if (const char *why = worker::class_missing(cfg)) {
+        std::fprintf(stderr, "Error: %s\n", why);
+        return 1;
+    }
     // Not inherited by the app, nor by a USR2 re-exec, which may
     // rightly restart once more if the file changed meanwhile.
     unsetenv(REEXEC_MARK);

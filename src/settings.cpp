@@ -233,7 +233,7 @@ const Row ROWS[] = {
                   {"asgi", "asgi"},
                   {"a class path", "uvicorn.workers.UvicornWorker"},
                   {"eventlet", "eventlet"}})
-        .help("The type of workers to use (sync or gthread; others run as sync)."),
+        .help("The type of workers to use (sync, gthread or gevent; others run as sync)."),
     int_row("threads", WORKER, {"--threads"}, d_int<1>)
         .to(apply_threads)
         .samples({{"1", "1"}, {"2 or more", "2"}})

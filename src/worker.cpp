@@ -39,6 +39,11 @@ namespace {
 const WorkerClass CLASSES[] = {
     {"sync", executor::run_sync},
     {"gthread", executor::run_gthread},
+    {"gevent", executor::run_gevent, executor::gevent_prepare, executor::gevent_missing},
+    // gunicorn's gevent_wsgi and gevent_pywsgi serve through gevent's own
+    // pywsgi server; here, as gevent, through cunicorn's parser and bridge.
+    {"gevent_wsgi", executor::run_gevent, executor::gevent_prepare, executor::gevent_missing},
+    {"gevent_pywsgi", executor::run_gevent, executor::gevent_prepare, executor::gevent_missing},
 };
 
 Process g_process;
@@ -170,6 +175,11 @@ const WorkerClass *find_class(std::string_view name) {
     return nullptr;
 }
 
+const char *class_missing(const Config &cfg) {
+    const WorkerClass *cls = find_class(cfg.worker_class);
+    return cls && cls->missing ? cls->missing() : nullptr;
+}
+
 void beat(Process &p) {
     int64_t now = now_ms();
     if (now - p.last_beat < 1000) return;
@@ -280,6 +290,7 @@ int run_worker(const Config &cfg, std::vector<Listener> &listeners, const Worker
         ~ExitHook() { hooks::worker_exit(); }  // on every way out of here
     } exit_hook;
     heartbeat(info.heartbeat_fd);
+    if (cls->prepare && !cls->prepare()) return 3;
     if (!worker::drop_privileges(cfg, info)) return 3;
 
     int rc = wsgi::app_loaded() ? 0 : wsgi::load_app(cfg);

@@ -55,6 +55,7 @@ PyObject *g_base_environ = nullptr;  // the keys every request shares
 PyObject *g_file_wrapper_type = nullptr;
 bool g_sendfile = true;
 std::unordered_map<std::string, PyObject *> g_header_keys;  // name as sent -> environ key
+bool g_cooperative = false;  // set_cooperative
 // Method strings seen so far (bounded: clients choose them).
 std::unordered_map<std::string, PyObject *> g_methods;
 
@@ -66,6 +67,22 @@ PyTypeObject new_type() {
     Py_SET_REFCNT(reinterpret_cast<PyObject *>(&t), 1);
     return t;
 }
+
+// Lets other threads run while the request waits for its client (the
+// body source and the sink may block). Greenlets keep the GIL: their waits
+// switch to the hub, in Python (set_cooperative).
+class ClientWait {
+public:
+    ClientWait() : saved_(g_cooperative ? nullptr : PyEval_SaveThread()) {}
+    ~ClientWait() {
+        if (saved_) PyEval_RestoreThread(saved_);
+    }
+    ClientWait(const ClientWait &) = delete;
+    ClientWait &operator=(const ClientWait &) = delete;
+
+private:
+    PyThreadState *saved_;
+};
 
 // ---------------------------------------------------------------------
 // wsgi.input
@@ -90,15 +107,17 @@ bool input_fill(InputObject *in, size_t n) {
     in->buf->resize(old + n);
     long got;
     BodySource *src = in->st->ctx->body;
-    Py_BEGIN_ALLOW_THREADS
-    got = src->read(&(*in->buf)[old], n);
-    Py_END_ALLOW_THREADS
+    {
+        ClientWait outside;
+        got = src->read(&(*in->buf)[old], n);
+    }
     if (got < 0) {
         in->buf->resize(old);
         in->st->body_error = true;
         in->st->body_error_message = src->error();
         in->st->body_error_code = src->error_code();
-        PyErr_SetString(PyExc_OSError, src->error().c_str());
+        // An exception thrown into a waiting greenlet is the one to raise.
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_OSError, src->error().c_str());
         return false;
     }
     in->buf->resize(old + static_cast<size_t>(got));
@@ -266,14 +285,23 @@ PyTypeObject ErrorsType = [] {
 // Response writing
 // ---------------------------------------------------------------------
 
+// A sink call failed: the client is gone, or an exception was thrown into
+// the request's greenlet while it waited for the client. Either way the
+// response cannot be finished; the exception is logged.
+void response_cut(State *st) {
+    st->client_gone = true;
+    if (PyErr_Occurred())
+        log::write_text(log::Level::ERROR, "Error while writing the response\n" + py::fetch_traceback());
+}
+
 bool sink_write(State *st, const char *p, size_t n) {
     if (st->client_gone) return false;
     bool ok;
-    Sink *sink = st->ctx->sink;
-    Py_BEGIN_ALLOW_THREADS
-    ok = sink->write(p, n);
-    Py_END_ALLOW_THREADS
-    if (!ok) st->client_gone = true;
+    {
+        ClientWait outside;
+        ok = st->ctx->sink->write(p, n);
+    }
+    if (!ok) response_cut(st);
     return ok;
 }
 
@@ -335,11 +363,11 @@ bool send_streamed_block(State *st, const char *p, size_t n) {
     if (!send_body(st, p, n)) return false;
     if (n == 0 || st->client_gone) return true;
     bool ok;
-    Sink *sink = st->ctx->sink;
-    Py_BEGIN_ALLOW_THREADS
-    ok = sink->flush();
-    Py_END_ALLOW_THREADS
-    if (!ok) st->client_gone = true;
+    {
+        ClientWait outside;
+        ok = st->ctx->sink->flush();
+    }
+    if (!ok) response_cut(st);
     return true;
 }
 
@@ -562,12 +590,12 @@ bool try_send_file(State *st, PyObject *result) {
         if (!sink_write(st, st->scratch.data(), st->scratch.size())) return true;
     }
     bool ok;
-    Sink *sink = st->ctx->sink;
-    Py_BEGIN_ALLOW_THREADS
-    ok = sink->send_file(fd, offset, static_cast<size_t>(size));
-    Py_END_ALLOW_THREADS
+    {
+        ClientWait outside;
+        ok = st->ctx->sink->send_file(fd, offset, static_cast<size_t>(size));
+    }
     if (!ok) {
-        st->client_gone = true;
+        response_cut(st);
         return true;
     }
     r.sent += size;
@@ -871,7 +899,7 @@ bool setup(PyObject *app, const Config &cfg) {
     } items[] = {
         {"wsgi.errors", errors.get()},
         {"wsgi.version", version.get()},
-        {"wsgi.multithread", cfg.worker_class == "gthread" ? Py_True : Py_False},
+        {"wsgi.multithread", cfg.worker_class == "sync" ? Py_False : Py_True},
         {"wsgi.multiprocess", cfg.workers > 1 ? Py_True : Py_False},
         {"wsgi.run_once", Py_False},
         {"wsgi.file_wrapper", reinterpret_cast<PyObject *>(&FileWrapperType)},
@@ -1110,6 +1138,8 @@ void spew() {
 static thread_local PyThreadState *g_saved_thread = nullptr;
 
 void release_gil(void *) { g_saved_thread = PyEval_SaveThread(); }
+
+void set_cooperative(bool on) { g_cooperative = on; }
 
 void acquire_gil(void *) {
     if (g_saved_thread) PyEval_RestoreThread(g_saved_thread);

@@ -20,13 +20,13 @@
 
 set -eu
 
-DEBIAN_PKGS="g++ make python3-dev python3-pyflakes python3-flask python3-django python3-pastedeploy wrk bmake mandoc openssl curl valgrind shellcheck systemd man-db util-linux coreutils dpkg"
+DEBIAN_PKGS="g++ make python3-dev python3-pyflakes python3-flask python3-django python3-pastedeploy python3-gevent wrk bmake mandoc openssl curl valgrind shellcheck systemd man-db util-linux coreutils dpkg"
 OPENRC_DEBS="openrc librc1 libeinfo1 insserv"
 TEST_DEPS=${CUNICORN_TEST_DEPS:-/var/cache/cunicorn-tests}
 # FreeBSD has c++ (clang), make (bmake) and mandoc in base; Django ports are
 # versioned (www/py-django42).
-FREEBSD_PKGS="python3 python311 py311-pyflakes py311-flask py311-django42 py311-pastedeploy wrk curl"
-ALPINE_PKGS="g++ make python3-dev py3-pyflakes py3-flask py3-django py3-pastedeploy wrk bmake mandoc openssl curl valgrind"
+FREEBSD_PKGS="python3 python311 py311-pyflakes py311-flask py311-django42 py311-pastedeploy py311-gevent wrk curl"
+ALPINE_PKGS="g++ make python3-dev py3-pyflakes py3-flask py3-django py3-pastedeploy py3-gevent wrk bmake mandoc openssl curl valgrind"
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then

@@ -25,16 +25,19 @@ namespace conn {
 // How the application side of a relayed request waits for the loop, and
 // is woken by it: a lock over the request's shared buffers and one
 // waiter. A thread pool implements it with a mutex and a condition
-// variable; greenlets would with their hub's events. The engine takes the
-// lock only briefly, on the loop thread, and never waits on it for long.
+// variable; greenlets, whose waits switch to their hub, need no lock. The
+// engine takes the lock only briefly, on the loop thread, and never waits
+// on it for long.
 class Gate {
 public:
     virtual ~Gate() = default;
     virtual void lock() = 0;
     virtual void unlock() = 0;
     // Called locked: unlocks, waits for notify() (or a spurious wake-up),
-    // locks again.
-    virtual void wait() = 0;
+    // locks again. False when the wait was interrupted instead (an
+    // exception thrown into a greenlet, left pending for the application):
+    // the caller gives up.
+    virtual bool wait() = 0;
     // Called locked, on the loop thread.
     virtual void notify() = 0;
 };
@@ -66,6 +69,12 @@ public:
     // The loop is made: an executor that runs the application on the loop
     // thread lets other Python threads run while the loop sleeps.
     virtual void attach(ev::Loop &loop) = 0;
+    // The application side of relayed requests runs on the loop's own
+    // thread, taking turns with the loop (greenlets): its news reaches the
+    // loop without the wake-up pipe, through wake_loop(), called when the
+    // first news since the loop's last look is posted.
+    virtual bool on_loop_thread() const { return false; }
+    virtual void wake_loop() {}
     // Runs the application for `ex`, whose body source and sink are
     // ready, and calls ex.complete() once the response is written to the
     // sink. The inline executor does all of this before returning; one

@@ -70,7 +70,20 @@ public:
         sleep_arg_ = arg;
     }
 
-    // Backend interface: the seven calls each platform file implements.
+    // A scheduler that owns the thread (gevent's hub) sleeps instead of
+    // the kernel: where poll() would wait, it calls wait(arg, timeout_ms),
+    // which returns once poll_fd() is readable (the backend has events) or
+    // the time is up, having run whatever else the scheduler had to run.
+    using Waiter = void (*)(void *arg, int timeout_ms);
+    void set_waiter(Waiter wait, void *arg) {
+        waiter_ = wait;
+        waiter_arg_ = arg;
+    }
+    // The backend's own descriptor (an epoll or kqueue descriptor, which
+    // is readable while events are pending).
+    int poll_fd() const;
+
+    // Backend interface: the eight calls each platform file implements.
     struct Fired {
         int fd;
         int mask;
@@ -89,6 +102,8 @@ private:
     void (*before_sleep_)(void *) = nullptr;
     void (*after_sleep_)(void *) = nullptr;
     void *sleep_arg_ = nullptr;
+    Waiter waiter_ = nullptr;
+    void *waiter_arg_ = nullptr;
 };
 
 // Implemented once per platform (ev_epoll.cpp, ev_kqueue.cpp).
@@ -98,6 +113,7 @@ int backend_add(Loop::Backend *b, int fd, int old_mask, int new_mask);
 int backend_del(Loop::Backend *b, int fd, int old_mask, int removed_mask);
 int backend_forget_closing(Loop::Backend *b, int fd, int old_mask);
 int backend_wait(Loop::Backend *b, int timeout_ms, std::vector<Loop::Fired> &fired);
+int backend_fd(const Loop::Backend *b);
 const char *backend_name();
 
 }  // namespace cunicorn::ev

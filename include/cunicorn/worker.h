@@ -86,14 +86,23 @@ struct Process {
 };
 
 // One worker class: `run` serves until the worker should exit and returns
-// its exit status.
+// its exit status. `prepare`, when set, runs in the worker before the
+// application is imported (false: the worker cannot boot); `missing`, when
+// set, tells the master why the class cannot run on this host (null: it
+// can).
 struct WorkerClass {
     const char *name;
     int (*run)(Process &p);
+    bool (*prepare)() = nullptr;
+    const char *(*missing)() = nullptr;
 };
 
 // The class for a worker_class value; null when none has that name.
 const WorkerClass *find_class(std::string_view name);
+
+// Why the configured class cannot run here (its module is not installed),
+// or null; the master asks before it starts anything.
+const char *class_missing(const Config &cfg);
 
 // CLOCK_MONOTONIC in milliseconds; inline, as the engine reads it on
 // every request.

@@ -35,6 +35,10 @@ void spew();
 void release_gil(void *);
 void acquire_gil(void *);
 
+// The executor's waits for a client are greenlet switches (gevent), not
+// blocking calls: the bridge then keeps the GIL around them.
+void set_cooperative(bool on);
+
 // A thread the server started, to run the application: thread_attach()
 // gives it a Python thread state (once) and returns it without the GIL;
 // thread_enter() takes the GIL with it, thread_leave() lets it go and

@@ -93,10 +93,40 @@ def http10_ok():
     return http10_response_version().encode() + b' 200 OK'
 
 
+def worker_class():
+    """The worker class the extra args select ('sync' when none)."""
+    args = extra_args()
+    for i, a in enumerate(args):
+        if a in ('-k', '--worker-class'):
+            return args[i + 1] if i + 1 < len(args) else 'sync'
+        if a.startswith('--worker-class='):
+            return a.split('=', 1)[1]
+        if a.startswith('-k'):
+            return a[2:]
+    return 'sync'
+
+
+def gevent_runs():
+    """Why the gevent worker class cannot be tested here, or ''."""
+    if not module_available('gevent'):
+        return 'gevent is not installed for /usr/bin/python3 (Debian python3-gevent; make deps)'
+    if SANITIZED:
+        # tests/run.py, NOT_SANITIZED_PASSES.
+        return ('greenlet copies C stacks between greenlets unannounced to AddressSanitizer, '
+                'whose reports would be false: the gevent class is tested in the normal build')
+    return ''
+
+
 def is_threaded():
     """True when the extra args select gthread (keep-alive capable gunicorn)."""
-    args = extra_args()
-    return any(a in ('gthread', '-kgthread', '--worker-class=gthread') for a in args)
+    return worker_class() == 'gthread'
+
+
+def is_concurrent():
+    """True when a worker runs several requests at once (gthread, gevent):
+    wsgi.multithread is True and the loop keeps beating while the
+    application is stuck."""
+    return worker_class() in ('gthread', 'gevent', 'gevent_wsgi', 'gevent_pywsgi')
 
 
 def timeout(seconds):
@@ -369,6 +399,47 @@ class SharedServers:
 
 # --------------------------------------------------------------------------
 # the server under test
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process (all its threads), from /proc."""
+    with open('/proc/%d/stat' % pid, 'rb') as f:
+        rest = f.read().decode('latin-1').rsplit(')', 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def serve_beside_slow_clients(srv, n, seconds):
+    """Opens n connections that each send one header byte every 2 s, and
+    for `seconds` keeps requesting GET / on fresh connections beside them;
+    every such request must be answered 'hello'. Returns how many were."""
+    slow = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(srv.address)
+            s.setblocking(False)
+            slow.append(s)
+        head = b'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: '
+        ok = 0
+        t_end = time.monotonic() + seconds
+        next_byte = 0
+        step = 0
+        while time.monotonic() < t_end:
+            if time.monotonic() >= next_byte:
+                for s in slow:
+                    try:
+                        s.send(head[step:step + 1] if step < len(head) else b'a')
+                    except OSError:
+                        pass
+                step += 1
+                next_byte = time.monotonic() + 2
+            resp = srv.get('/', timeout=30)
+            if resp.body != b'hello':
+                raise AssertionError('GET / beside slow clients: %r' % (resp.body,))
+            ok += 1
+        return ok
+    finally:
+        for s in slow:
+            s.close()
+
 
 class ServerError(Exception):
     pass

@@ -25,7 +25,7 @@ PAUSE = 1.5
 FIRST_BYTES_BY = PAUSE * 0.6
 
 STREAM_APP = r'''
-import os
+import subprocess
 import time
 
 PAUSE = %r
@@ -57,16 +57,12 @@ def write_callable(environ, start_response):
 
 
 def pipe_wrapper(environ, start_response):
-    r, w = os.pipe()
-    if os.fork() == 0:
-        os.close(r)
-        os.write(w, b'first')
-        time.sleep(PAUSE)
-        os.write(w, b'second')
-        os._exit(0)
-    os.close(w)
+    # A child writes the pipe: a shell, so that it runs on its own even
+    # under gevent (a forked copy of this process would run its greenlets).
+    child = subprocess.Popen(['sh', '-c', 'printf first; sleep %%s; printf second' %% PAUSE],
+                             stdout=subprocess.PIPE, bufsize=0)
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '11')])
-    return environ['wsgi.file_wrapper'](os.fdopen(r, 'rb', buffering=0), 5)
+    return environ['wsgi.file_wrapper'](child.stdout, 5)
 
 
 def many_small(environ, start_response):
@@ -122,6 +118,14 @@ class Streaming(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.srv = server.Server(STREAM_APP).start()
+        cls.warm_up()
+
+    @classmethod
+    def warm_up(cls):
+        # The listener accepts before a worker has booted: time only
+        # requests that a booted worker serves.
+        head, _, _ = body_after(timed_exchange(cls.srv, '/list', cls.wrap))
+        assert head.startswith(b'HTTP/1.1 200'), head
 
     @classmethod
     def tearDownClass(cls):
@@ -191,6 +195,7 @@ class StreamingTls(Streaming):
         ctx = ssl.create_default_context(cafile=cert)
         cls.wrap = staticmethod(lambda sock: ctx.wrap_socket(sock, server_hostname='localhost'))
         cls.srv = server.Server(STREAM_APP, ['--certfile', cert, '--keyfile', key]).start()
+        cls.warm_up()
 
     @classmethod
     def tearDownClass(cls):

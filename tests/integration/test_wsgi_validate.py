@@ -442,8 +442,8 @@ class Environ(unittest.TestCase):
 
     def test_multithread_false_for_sync(self):
         env, _ = self.environ(get_server())
-        # True under gthread (gunicorn too), the class pass of tests/run.py.
-        self.assertIs(env['wsgi.multithread'], server.is_threaded())
+        # True under gthread and gevent (gunicorn too), the class passes of tests/run.py.
+        self.assertIs(env['wsgi.multithread'], server.is_concurrent())
 
     def test_multiprocess_false_with_one_worker(self):
         env, _ = self.environ(get_server())

@@ -449,10 +449,17 @@ TEST(config_choices) {
 TEST(config_worker_class) {
     Fixture f;
     Config c = load({"-k", "gevent", "app:app"});
-    CHECK_EQ(c.worker_class, "sync");
-    CHECK(has_warning(c, "worker_class = gevent has no effect: only the sync and gthread worker classes are "
-                                "implemented yet"));
-    CHECK_EQ(c.rendered["worker_class"], "gevent");
+    CHECK_EQ(c.worker_class, "gevent");
+    CHECK(c.warnings.empty());
+    CHECK_EQ(load({"-k", "gunicorn.workers.ggevent.GeventWorker", "app:app"}).worker_class, "gevent");
+    CHECK_EQ(load({"-k", "egg:gunicorn#gevent_wsgi", "app:app"}).worker_class, "gevent_wsgi");
+    CHECK_EQ(load({"-k", "gunicorn.workers.ggevent.GeventPyWSGIWorker", "app:app"}).worker_class, "gevent_wsgi");
+    CHECK_EQ(load({"-k", "gevent", "--threads", "3", "app:app"}).worker_class, "gevent");  // threads: no effect
+    Config tornado = load({"-k", "tornado", "app:app"});
+    CHECK_EQ(tornado.worker_class, "sync");
+    CHECK(has_warning(tornado, "worker_class = tornado has no effect: only the sync, gthread and gevent worker "
+                               "classes are implemented yet"));
+    CHECK_EQ(tornado.rendered["worker_class"], "tornado");
     CHECK(load({"-k", "sync", "app:app"}).warnings.empty());
     CHECK(load({"-k", "gunicorn.workers.sync.SyncWorker", "app:app"}).warnings.empty());
     CHECK(load({"-k", "egg:gunicorn#sync", "app:app"}).warnings.empty());
@@ -491,18 +498,20 @@ TEST(config_value_support) {
     CHECK(cunicorn::value_support(*worker_class, "sync", why) == cunicorn::Support::IMPLEMENTED);
     CHECK_EQ(why, "");
     CHECK(cunicorn::value_support(*worker_class, "gthread", why) == cunicorn::Support::IMPLEMENTED);
-    CHECK(cunicorn::value_support(*worker_class, "gevent", why) == cunicorn::Support::ACCEPTED_NO_EFFECT);
-    CHECK(why.find("worker_class = gevent has no effect: ") == 0);
+    CHECK(cunicorn::value_support(*worker_class, "gevent", why) == cunicorn::Support::IMPLEMENTED);
+    CHECK(cunicorn::value_support(*worker_class, "tornado", why) == cunicorn::Support::ACCEPTED_NO_EFFECT);
+    CHECK(why.find("worker_class = tornado has no effect: ") == 0);
     CHECK(cunicorn::value_support(*worker_class, "eventlet", why) == cunicorn::Support::REFUSED);
     CHECK(why.find("class uri 'eventlet' invalid or not found") == 0);
     CHECK(cunicorn::value_support(*threads, "1", why) == cunicorn::Support::IMPLEMENTED);
     CHECK(cunicorn::value_support(*threads, "8", why) == cunicorn::Support::IMPLEMENTED);
     CHECK(cunicorn::value_support(*threads, "-1", why) == cunicorn::Support::REFUSED);
     std::string table = cunicorn::format_support_table();
-    CHECK(table.find("    worker_class                        implemented: sync, gthread\n") != std::string::npos);
+    CHECK(table.find("    worker_class                        implemented: sync, gthread, gevent,\n") !=
+          std::string::npos);
     CHECK(table.find("    threads                             implemented: 1, 2 or more\n") != std::string::npos);
     CHECK(table.find("refused: eventlet: class uri 'eventlet'") != std::string::npos);
-    CHECK(cunicorn::format_support_samples().find("worker_class\tgevent\tno-effect\n") != std::string::npos);
+    CHECK(cunicorn::format_support_samples().find("worker_class\ttornado\tno-effect\n") != std::string::npos);
 }
 
 // ---------------------------------------------------------------------------
