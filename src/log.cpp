@@ -1259,6 +1259,7 @@ void check(const Config &cfg) {
 
 void configure(const Config &cfg) {
     SyslogSetup next = syslog_setup(cfg);
+    pylog::check(cfg);
     configure(cfg.errorlog, cfg.loglevel, cfg.accesslog, cfg.access_log_format);
     Syslog &s = g_sys();
     sys_close(s);

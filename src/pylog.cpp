@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <unistd.h>
+
 namespace cunicorn::pylog {
 
 using py::Ref;
@@ -226,9 +228,16 @@ void install() {
 }
 
 void check(const Config &cfg) {
-    if (!Py_IsInitialized()) return;
+    bool python = Py_IsInitialized();
+    PyObject *values = python ? setting_values(cfg) : nullptr;  // borrowed
+    // glogging.py setup(), checked before anything is opened or replaced:
+    // logconfig is read only without logconfig_dict and logconfig_json.
+    if (!cfg.logconfig.empty() && cfg.logconfig_json.empty() && !truthy(values, "logconfig_dict") &&
+        ::access(cfg.logconfig.c_str(), F_OK) != 0)
+        throw std::runtime_error("Error: log config '" + cfg.logconfig + "' not found");
+    if (!python) return;
     install();
-    (void)logger_class(cfg, setting_values(cfg));
+    (void)logger_class(cfg, values);
 }
 
 void configure(const Config &cfg) {

@@ -32,8 +32,9 @@ void install();
 // message ("Error: log config 'x' not found", a dictConfig error, a class
 // that does not load). Does nothing without the interpreter.
 void configure(const Config &cfg);
-// What --check-config can tell without configuring: the class loads and
-// the logconfig file exists.
+// What can be told without configuring (--check-config, and configure(cfg)
+// before it opens anything): the class loads and the logconfig file
+// exists. Throws as configure() does.
 void check(const Config &cfg);
 // The Logger instance (borrowed), or null before configure().
 PyObject *logger();

@@ -187,6 +187,18 @@ format = %(levelname)s|%(name)s|%(message)s
                                        '/nonexistent/logging.ini', 'app:app'], timeout=30)
         self.assertEqual(status, 1, err)
         self.assertIn("Error: log config '/nonexistent/logging.ini' not found", err)
+        # --check-config says so too, and logconfig_dict makes the file unread.
+        status, out, err = run_binary(['--check-config', '--log-config', '/nonexistent/logging.ini', 'app:app'],
+                                      timeout=30)
+        self.assertEqual(status, 1, err)
+        self.assertIn("Error: log config '/nonexistent/logging.ini' not found", err)
+        d = tempfile.mkdtemp(prefix='cunicorn-logconfig-')
+        self.addCleanup(shutil.rmtree, d, True)
+        server.write_file(os.path.join(d, 'app.py'), APP)
+        server.write_file(os.path.join(d, 'conf.py'), "logconfig_dict = {'root': {'level': 'INFO'}}\n")
+        status, out, err = run_binary(['--check-config', '-c', 'conf.py', '--log-config', '/nonexistent/logging.ini',
+                                       'app:app'], timeout=30, cwd=d)
+        self.assertEqual(status, 0, err)
 
     def test_logconfig_json_file(self):
         config = {
