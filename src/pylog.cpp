@@ -28,6 +28,7 @@ const py::Source GLOGGING_PY = {"src/py/glogging.py",
 PyObject *g_mod = nullptr;       // the glogging module
 PyObject *g_Logger = nullptr;    // its Logger class
 PyObject *g_logger = nullptr;    // the instance (server.log, worker.log)
+PyObject *g_cfg_obj = nullptr;   // the Config its last successful setup had
 PyObject *g_access = nullptr;    // glogging.access
 PyObject *g_error = nullptr;     // glogging.error
 
@@ -272,12 +273,26 @@ void configure(const Config &cfg) {
     // failure the previous route and instance stay.
     if (g_logger && reinterpret_cast<PyObject *>(Py_TYPE(g_logger)) == cls.get()) {
         Ref r = Ref::steal(PyObject_CallMethod(g_logger, "setup", "O", cfg_obj.get()));
-        if (!r) throw_python_error(nullptr);
+        if (!r) {
+            // A dictConfig that fails has already dropped the handlers:
+            // set the running configuration up again (arbiter.py restores
+            // it too), then report.
+            PyObject *et, *ev, *etb;
+            PyErr_Fetch(&et, &ev, &etb);
+            if (g_cfg_obj) {
+                Ref back = Ref::steal(PyObject_CallMethod(g_logger, "setup", "O", g_cfg_obj));
+                if (!back) PyErr_Clear();
+            }
+            PyErr_Restore(et, ev, etb);
+            throw_python_error(nullptr);
+        }
     } else {
         Ref inst = Ref::steal(PyObject_CallFunctionObjArgs(cls.get(), cfg_obj.get(), nullptr));
         if (!inst) throw_python_error(nullptr);
         Py_XSETREF(g_logger, inst.release());
     }
+    Py_INCREF(cfg_obj.get());
+    Py_XSETREF(g_cfg_obj, cfg_obj.get());
     log::Route route;
     route.reopen = route_reopen;
     if (python_route) {

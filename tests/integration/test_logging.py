@@ -296,6 +296,31 @@ class LogConfigDict(Base):
         self.assertEqual(first, ['GET /one HTTP/1.1'])
 
     @server.timeout(120)
+    def test_hup_with_a_broken_dict_keeps_the_running_one(self):
+        srv = self.serve(args=['-c', 'conf.py'], files={
+            'conf.py': DICT_CONF % {'path': 'kept.log'}, 'jsonfmt.py': JSON_FORMATTER})
+        pid = srv.worker_pid()
+        self.assertEqual(srv.get('/before').status, 200)
+        self.wait_lines(srv.path('kept.log'), 1)
+        # Fails in its last logger, once gunicorn.access has the new handler.
+        broken = DICT_CONF.replace("'handlers': ['err']", "'handlers': ['nosuch']")
+        self.assertNotEqual(broken, DICT_CONF)
+        server.write_file(srv.path('conf.py'), broken % {'path': 'new.log'})
+        srv.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: any('Reload failed' in e['message']
+                                             for e in map(json.loads, lines_of(srv.path('dict-error.log')))), 60))
+        self.assertEqual(srv.worker_pid(), pid)
+        self.assertEqual(srv.get('/after').status, 200)
+        # A worker forked now gets the master's logging: the running one.
+        os.kill(pid, signal.SIGTERM)
+        self.assertTrue(wait_for(lambda: srv.worker_pid() != pid, 60))
+        self.assertEqual(srv.get('/respawned').status, 200)
+        lines = self.wait_lines(srv.path('kept.log'), 3)
+        self.assertEqual([json.loads(line)['request'] for line in lines],
+                         ['GET /before HTTP/1.1', 'GET /after HTTP/1.1', 'GET /respawned HTTP/1.1'])
+        self.assertEqual(lines_of(srv.path('new.log')), [])
+
+    @server.timeout(120)
     def test_usr1_reopens_with_no_line_lost(self):
         srv = self.serve(args=['-c', 'conf.py', '-w', '2'], files={
             'conf.py': DICT_CONF % {'path': 'rot.log'}, 'jsonfmt.py': JSON_FORMATTER})
