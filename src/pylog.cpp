@@ -115,6 +115,23 @@ PyObject *text_object(std::string_view s) {
     return PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "backslashreplace");
 }
 
+// The GIL for a route call, and the caller's pending exception (a line
+// may be logged while one is being handled) kept aside meanwhile.
+class RouteCall {
+public:
+    RouteCall() : gs_(PyGILState_Ensure()) { PyErr_Fetch(&et_, &ev_, &etb_); }
+    ~RouteCall() {
+        PyErr_Restore(et_, ev_, etb_);
+        PyGILState_Release(gs_);
+    }
+    RouteCall(const RouteCall &) = delete;
+    RouteCall &operator=(const RouteCall &) = delete;
+
+private:
+    PyGILState_STATE gs_;
+    PyObject *et_ = nullptr, *ev_ = nullptr, *etb_ = nullptr;
+};
+
 // Errors of the Logger's own methods: a traceback in the error log,
 // written natively (the route is off while it runs).
 void report(const char *what) {
@@ -123,12 +140,11 @@ void report(const char *what) {
 }
 
 void route_error(log::Level level, std::string_view text) {
-    PyGILState_STATE gs = PyGILState_Ensure();
+    RouteCall call;
     Ref line = Ref::steal(text_object(text));
     Ref r = line ? Ref::steal(PyObject_CallFunction(g_error, "OiO", g_logger, static_cast<int>(level), line.get()))
                  : Ref();
     if (!r) report("Error in the logger class's method");
-    PyGILState_Release(gs);
 }
 
 // [(name, value)] of header pairs (latin-1, as WSGI has them).
@@ -154,7 +170,7 @@ PyObject *none_or(std::string_view s) {
 }
 
 void route_access(const log::AccessRecord &rec) {
-    PyGILState_STATE gs = PyGILState_Ensure();
+    RouteCall call;
     // wsgi.cpp sets environ_ctx to the environ dict with environ_lookup.
     PyObject *environ = rec.environ_lookup && rec.environ_ctx ? static_cast<PyObject *>(rec.environ_ctx) : Py_None;
     Ref r = Ref::steal(PyObject_CallFunction(
@@ -163,11 +179,10 @@ void route_access(const log::AccessRecord &rec) {
         static_cast<unsigned long long>(rec.bytes_sent), static_cast<long long>(rec.duration_us),
         header_list(rec.request_headers), header_list(rec.response_headers)));
     if (!r) report("Error in the logger class's access()");
-    PyGILState_Release(gs);
 }
 
 void route_reopen() {
-    PyGILState_STATE gs = PyGILState_Ensure();
+    RouteCall call;
     // Logger.reopen_files reopens the FileHandlers of every logger; ours
     // also reopens the native files, another class's does not know them.
     int own = g_logger ? PyObject_IsInstance(g_logger, g_Logger) : 0;
@@ -179,7 +194,6 @@ void route_reopen() {
         Ref r = Ref::steal(PyObject_CallMethod(g_logger, "reopen_files", nullptr));
         if (!r) report("Error in the logger class's reopen_files()");
     }
-    PyGILState_Release(gs);
 }
 
 // --- configuration -----------------------------------------------------------

@@ -405,6 +405,24 @@ class LoggerClass(Base):
         server.write_file(os.path.join(root, 'gunicorn', '__init__.py'), 'raise ImportError("hidden")\n')
         self.check_custom_class('gunicorn.glogging', env={'PYTHONPATH': root})
 
+    def test_a_failing_access_is_logged_and_the_request_served(self):
+        conf = r'''
+from cunicorn.glogging import Logger
+
+class Broken(Logger):
+    def access(self, resp, req, environ, request_time):
+        raise ValueError('access broke on ' + environ['PATH_INFO'])
+
+logger_class = Broken
+'''
+        srv = self.serve(args=['-c', 'conf.py'], files={'conf.py': conf})
+        for _ in range(3):
+            r = srv.get('/b')
+            self.assertEqual((r.status, r.body), (200, b'hello'))
+        self.assertTrue(wait_for(lambda: srv.error_text().count('ValueError: access broke on /b') == 3))
+        self.assertRegex(srv.error_text(), '(?m)^' + (PREFIX % 'ERROR') +
+                         r"Error in the logger class's access\(\)\nTraceback \(most recent call last\):")
+
     def test_unknown_class_is_a_start_up_error(self):
         status, out, err = run_binary(['-b', '127.0.0.1:%d' % server.free_port(), '--logger-class',
                                        'nosuchmodule.Logger', 'app:app'], timeout=30)
