@@ -305,6 +305,11 @@ void configure(const Config &cfg) {
         if (!inst) throw_python_error(nullptr);
         Py_XSETREF(g_logger, inst.release());
     }
+    // arbiter.py start(): the log files are not inherited by exec'd programs.
+    if (PyObject_HasAttrString(g_logger, "close_on_exec")) {
+        Ref coe = Ref::steal(PyObject_CallMethod(g_logger, "close_on_exec", nullptr));
+        if (!coe) report("Error in the logger class's close_on_exec()");
+    }
     Py_INCREF(cfg_obj.get());
     Py_XSETREF(g_cfg_obj, cfg_obj.get());
     log::Route route;
