@@ -60,7 +60,8 @@ CORE_SRCS = src/http_parser.cpp src/http_writer.cpp src/log.cpp src/ev.cpp \
 	src/pyembed.cpp src/wsgi.cpp src/hooks.cpp src/worker.cpp \
 	src/conn.cpp src/executor_sync.cpp src/executor_thread.cpp src/executor_gevent.cpp \
 	src/arbiter.cpp src/platform.cpp src/reloader.cpp src/tls.cpp \
-	src/statsd.cpp src/control.cpp src/arbiter_control.cpp src/ctl_client.cpp
+	src/statsd.cpp src/control.cpp src/arbiter_control.cpp src/ctl_client.cpp \
+	src/pylog.cpp
 UNIT_SRCS = tests/unit/main.cpp tests/unit/test_http_parser.cpp \
 	tests/unit/test_conformance.cpp tests/unit/test_http_writer.cpp \
 	tests/unit/test_log.cpp tests/unit/test_config.cpp tests/unit/test_statsd.cpp
@@ -81,8 +82,10 @@ FUZZ_TARGETS = fuzz_http_parser fuzz_chunked fuzz_proxy
 # becomes src/py/X.inc, a C++ raw string literal that the module running it
 # includes. The text starts right after the opening delimiter, so line
 # numbers in tracebacks are the file's.
-PY_SRCS = src/py/config.py src/py/hooks.py src/py/import_app.py src/py/tls.py src/py/spew.py
-PY_INCS = src/py/config.inc src/py/hooks.inc src/py/import_app.inc src/py/tls.inc src/py/spew.inc src/py/gevent_worker.inc
+PY_SRCS = src/py/config.py src/py/hooks.py src/py/import_app.py src/py/tls.py src/py/spew.py \
+	src/py/glogging.py src/py/gevent_worker.py
+PY_INCS = src/py/config.inc src/py/hooks.inc src/py/import_app.inc src/py/tls.inc src/py/spew.inc \
+	src/py/glogging.inc src/py/gevent_worker.inc
 GENERATED = src/python.cflags src/python.ldflags src/python.path $(PY_INCS)
 
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -133,6 +136,7 @@ src/pyembed.o src/pyembed.ao src/pyembed.ko: src/py/import_app.inc
 src/tls.o src/tls.ao src/tls.ko: src/py/tls.inc
 src/wsgi.o src/wsgi.ao src/wsgi.ko: src/py/spew.inc
 src/executor_gevent.o src/executor_gevent.ao src/executor_gevent.ko: src/py/gevent_worker.inc
+src/pylog.o src/pylog.ao src/pylog.ko: src/py/glogging.inc
 
 # What the interpreter needs: compiler and linker options from
 # $(PYTHON_CONFIG), and its sys.executable (compiled in, and the tests'

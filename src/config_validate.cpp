@@ -558,6 +558,12 @@ void apply_statsd_host(Config &c, const V &v) {
     }
 }
 
+// load_class's names for the built-in logger; a class object is the
+// user's own.
+void apply_logger_class(Config &c, const V &v) {
+    c.logger_class_custom = !(v.kind == V::STR && (v.s == "simple" || v.s == "gunicorn.glogging.Logger"));
+}
+
 void apply_errorlog(Config &c, const V &v) {
     c.errorlog = as_string(v);
     if (!c.errorlog.empty() && c.errorlog != "-") check_parent_dir("errorlog", c.errorlog);

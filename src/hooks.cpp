@@ -8,6 +8,7 @@
 #include "cunicorn/http_writer.h"
 #include "cunicorn/log.h"
 #include "cunicorn/pyembed.h"
+#include "cunicorn/pylog.h"
 #include "cunicorn/pyref.h"
 
 #include <signal.h>
@@ -118,6 +119,13 @@ void set_attr(PyObject *obj, const char *name, PyObject *value) {
 PyObject *new_ref(PyObject *o) {
     Py_INCREF(o);
     return o;
+}
+
+// server.log and worker.log: the Logger instance (pylog.h), or the
+// stand-in when logging has no Python side (unit tests).
+PyObject *log_object() {
+    PyObject *l = pylog::logger();
+    return l ? l : O.log;
 }
 
 PyObject *str(std::string_view s) { return py::latin1(s.data(), s.size()); }
@@ -351,7 +359,7 @@ PyObject *make_worker(int age, pid_t ppid, const std::vector<Listener> *listener
     Ref maxr = Ref::steal(max_requests ? PyLong_FromUnsignedLongLong(max_requests)
                                        : PyLong_FromSsize_t(PY_SSIZE_T_MAX));  // sys.maxsize
     return PyObject_CallFunction(O.Worker, "iiOOdOOiO", age, static_cast<int>(ppid), sockets.get(), app,
-                                 timeout / 2.0, cfg, O.log, tmp_fd, maxr.get());
+                                 timeout / 2.0, cfg, log_object(), tmp_fd, maxr.get());
 }
 
 // ---------------------------------------------------------------------
@@ -397,7 +405,7 @@ PyObject *sync_server(const Server &s, int keep_age = -1) {
     PyObject *srv = O.server;
     set_attr(srv, "cfg", new_ref(cfg));
     set_attr(srv, "app", new_ref(O.app));
-    set_attr(srv, "log", new_ref(O.log));
+    set_attr(srv, "log", new_ref(log_object()));
     set_attr(srv, "pid", PyLong_FromLong(s.pid));
     if (s.num_workers) set_attr(srv, "_num_workers", PyLong_FromLong(*s.num_workers));
     set_attr(srv, "worker_age", PyLong_FromLong(s.worker_age));
@@ -488,7 +496,7 @@ PyObject *worker_server() {
     if (!O.server) return nullptr;
     set_attr(O.server, "cfg", new_ref(cfg));
     set_attr(O.server, "app", new_ref(O.app));
-    set_attr(O.server, "log", new_ref(O.log));
+    set_attr(O.server, "log", new_ref(log_object()));
     set_attr(O.server, "pid", PyLong_FromLong(g_wp.info.ppid));
     set_attr(O.server, "_num_workers", PyLong_FromLong(g_wp.cfg->workers));
     set_attr(O.server, "timeout", PyLong_FromLong(g_wp.cfg->timeout));

@@ -11,8 +11,10 @@
 #include "cunicorn/log.h"
 
 #include "cunicorn/config.h"
+#include "cunicorn/pylog.h"
 #include "cunicorn/statsd.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdarg>
@@ -75,6 +77,19 @@ void emit(int fd, const char *p, size_t n) {
         }
         p += w;
         n -= static_cast<size_t>(w);
+    }
+}
+
+// `text` and a newline in one write(2); in two when out of memory.
+void emit_line(int fd, std::string_view text) {
+    thread_local std::string line;
+    try {
+        line.assign(text);
+        line.push_back('\n');
+        emit(fd, line.data(), line.size());
+    } catch (const std::bad_alloc &) {
+        emit(fd, text.data(), text.size());
+        emit(fd, "\n", 1);
     }
 }
 
@@ -512,38 +527,45 @@ bool b64decode(std::string_view in, std::string &out) {
     return quad == 0;
 }
 
-// Strict UTF-8 as Python's bytes.decode("utf-8"): no overlongs, no
+// The length of the UTF-8 sequence at s[i] (a byte >= 0x80), or 0 when it
+// is not one Python's bytes.decode("utf-8") accepts: no overlongs, no
 // surrogates, nothing above U+10FFFF.
+size_t utf8_seq_len(std::string_view s, size_t i) {
+    auto c = static_cast<uint8_t>(s[i]);
+    size_t len;
+    uint8_t lo = 0x80, hi = 0xbf;  // bounds of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (i + len > s.size()) return 0;
+    auto c1 = static_cast<uint8_t>(s[i + 1]);
+    if (c1 < lo || c1 > hi) return 0;
+    for (size_t j = 2; j < len; ++j) {
+        auto cj = static_cast<uint8_t>(s[i + j]);
+        if (cj < 0x80 || cj > 0xbf) return 0;
+    }
+    return len;
+}
+
 bool valid_utf8(std::string_view s) {
     size_t i = 0, n = s.size();
     while (i < n) {
-        auto c = static_cast<uint8_t>(s[i]);
-        if (c < 0x80) {
+        if (static_cast<uint8_t>(s[i]) < 0x80) {
             ++i;
             continue;
         }
-        size_t len;
-        uint8_t lo = 0x80, hi = 0xbf;  // bounds of the second byte
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            if (c == 0xe0) lo = 0xa0;
-            if (c == 0xed) hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            if (c == 0xf0) lo = 0x90;
-            if (c == 0xf4) hi = 0x8f;
-        } else {
-            return false;
-        }
-        if (i + len > n) return false;
-        auto c1 = static_cast<uint8_t>(s[i + 1]);
-        if (c1 < lo || c1 > hi) return false;
-        for (size_t j = 2; j < len; ++j) {
-            auto cj = static_cast<uint8_t>(s[i + j]);
-            if (cj < 0x80 || cj > 0xbf) return false;
-        }
+        size_t len = utf8_seq_len(s, i);
+        if (len == 0) return false;
         i += len;
     }
     return true;
@@ -585,16 +607,15 @@ struct Scratch {
     std::string padded;  // the escaped value when width/precision apply
 };
 
-// Appends one atom. String atoms are escaped, ints are not (SafeAtoms only
-// touches str values); width/precision then apply to the escaped text as
-// Python applies them to the SafeAtoms value.
-void render_atom(const Segment &seg, const AccessRecord &rec, int64_t now, std::string &out,
-                 Scratch &sc) {
+// One atom's value as glogging.py's atoms() has it, "-" when missing;
+// `num` holds the digits of a numeric one. `is_int`: an int atom, which
+// SafeAtoms does not escape.
+std::string_view atom_value(const Segment &seg, const AccessRecord &rec, int64_t now, Scratch &sc,
+                            char (&num)[48], bool &is_int) {
     std::string_view sv;
-    bool is_int = false;
     bool have = true;  // false: the atom is missing -> '-'
-    char num[48];
     char *np = num;
+    is_int = false;
 
     // timedelta keeps days apart: .seconds and .microseconds cover one day.
     // The clock is monotonic, so a negative duration cannot happen; clamp.
@@ -603,7 +624,7 @@ void render_atom(const Segment &seg, const AccessRecord &rec, int64_t now, std::
     uint64_t secs = day_us / 1000000, micros = day_us % 1000000;
 
     switch (seg.atom) {
-    case Atom::LITERAL: out.append(seg.text); return;
+    case Atom::LITERAL: return seg.text;
     case Atom::REMOTE_ADDR: sv = rec.remote_addr; break;
     case Atom::IDENT: have = false; break;
     case Atom::USER:
@@ -690,7 +711,21 @@ void render_atom(const Segment &seg, const AccessRecord &rec, int64_t now, std::
     }
     if (np != num) sv = std::string_view(num, static_cast<size_t>(np - num));
     if (!have) sv = "-";
+    return sv;
+}
 
+// Appends one atom. String atoms are escaped, ints are not (SafeAtoms only
+// touches str values); width/precision then apply to the escaped text as
+// Python applies them to the SafeAtoms value.
+void render_atom(const Segment &seg, const AccessRecord &rec, int64_t now, std::string &out,
+                 Scratch &sc) {
+    if (seg.atom == Atom::LITERAL) {
+        out.append(seg.text);
+        return;
+    }
+    char num[48];
+    bool is_int;
+    std::string_view sv = atom_value(seg, rec, now, sc, num, is_int);
     if (seg.width == 0 && seg.precision < 0) {
         if (is_int) out.append(sv);
         else append_escaped(out, sv);
@@ -715,6 +750,120 @@ void render_atom(const Segment &seg, const AccessRecord &rec, int64_t now, std::
 void render(const Format &fmt, const AccessRecord &rec, int64_t now, std::string &out) {
     thread_local Scratch sc;
     for (const Segment &seg : fmt) render_atom(seg, rec, now, out, sc);
+}
+
+// --- JSON access log ------------------------------------------------------
+
+const char HEX[] = "0123456789abcdef";
+
+void put_u00(std::string &out, uint8_t c) {
+    out.append("\\u00");
+    out.push_back(HEX[c >> 4]);
+    out.push_back(HEX[c & 15]);
+}
+
+// The atoms of a JSON line, in the order glogging.py's atoms() lists them.
+struct JsonAtom {
+    const char *key;
+    Atom atom;
+};
+const JsonAtom JSON_ATOMS[] = {
+    {"h", Atom::REMOTE_ADDR}, {"l", Atom::IDENT},      {"u", Atom::USER},     {"t", Atom::TIME},
+    {"r", Atom::REQUEST},     {"s", Atom::STATUS},     {"m", Atom::METHOD},   {"U", Atom::PATH},
+    {"q", Atom::QUERY},       {"H", Atom::PROTOCOL},   {"b", Atom::BYTES_STR}, {"B", Atom::BYTES},
+    {"f", Atom::REFERER},     {"a", Atom::USER_AGENT}, {"T", Atom::SECONDS},  {"D", Atom::MICROS},
+    {"M", Atom::MILLIS},      {"L", Atom::DURATION},   {"p", Atom::PID},
+};
+
+// "name": value pairs of headers, names lower-cased; of repeated names
+// only the last, as the atoms dict keeps it.
+template <typename Headers>
+void put_json_headers(std::string &out, const Headers *headers, std::string &name) {
+    out.push_back('{');
+    bool first = true;
+    if (headers) {
+        for (size_t k = 0; k < headers->size(); ++k) {
+            const auto &h = (*headers)[k];
+            bool later = false;
+            for (size_t j = k + 1; j < headers->size() && !later; ++j)
+                later = iequals((*headers)[j].first, h.first);
+            if (later) continue;
+            if (!first) out.push_back(',');
+            first = false;
+            name.clear();
+            for (char c : std::string_view(h.first)) name.push_back(ascii_lower(c));
+            append_json_string(out, name);
+            out.push_back(':');
+            append_json_string(out, h.second);
+        }
+    }
+    out.push_back('}');
+}
+
+void render_json(const AccessRecord &rec, int64_t now, const std::vector<std::string> &environ_keys,
+                 std::string &out) {
+    thread_local Scratch sc;
+    Segment seg;
+    char num[48];
+    bool is_int;
+    out.push_back('{');
+    for (const JsonAtom &a : JSON_ATOMS) {
+        seg.atom = a.atom;
+        std::string_view v = atom_value(seg, rec, now, sc, num, is_int);
+        if (out.size() > 1) out.push_back(',');
+        out.push_back('"');
+        out.append(a.key);
+        out.append("\":");
+        if (is_int) out.append(v);
+        else append_json_string(out, v);
+    }
+    out.append(",\"i\":");
+    put_json_headers(out, rec.request_headers, sc.padded);
+    out.append(",\"o\":");
+    put_json_headers(out, rec.response_headers, sc.padded);
+    if (!environ_keys.empty()) {
+        out.append(",\"e\":{");
+        seg.atom = Atom::ENVIRON;
+        for (size_t k = 0; k < environ_keys.size(); ++k) {
+            seg.text = environ_keys[k];
+            std::string_view v = atom_value(seg, rec, now, sc, num, is_int);
+            if (k) out.push_back(',');
+            append_json_string(out, seg.text);
+            out.push_back(':');
+            append_json_string(out, v);
+        }
+        out.push_back('}');
+    }
+    out.push_back('}');
+}
+
+// The {name}e keys a format names, once each: the "e" object of a JSON line.
+std::vector<std::string> environ_keys(const Format &fmt) {
+    std::vector<std::string> keys;
+    for (const Segment &seg : fmt)
+        if (seg.atom == Atom::ENVIRON && std::find(keys.begin(), keys.end(), seg.text) == keys.end())
+            keys.push_back(seg.text);
+    return keys;
+}
+
+bool g_access_json = false;
+
+std::vector<std::string> &g_json_keys() {
+    static std::vector<std::string> k;
+    return k;
+}
+
+// --- the Python route -----------------------------------------------------
+
+Route g_route;
+thread_local bool t_routing = false;
+
+// Runs fn with t_routing set: what it logs itself is written natively.
+template <typename Fn>
+void routed(Fn fn) {
+    t_routing = true;
+    fn();
+    t_routing = false;
 }
 
 // Replaces the fd of a file target with a fresh open of its path, keeping
@@ -1087,6 +1236,7 @@ void configure(const std::string &errorlog, Level level, const std::string &acce
     bool old_eown = g_err_owned, old_aown = g_acc_owned;
     err_path() = errorlog;
     acc_path() = accesslog;
+    g_json_keys() = environ_keys(fmt);
     g_format() = std::move(fmt);
     g_level = static_cast<int>(level);
     g_err_fd = efd;
@@ -1102,10 +1252,14 @@ void configure(const std::string &errorlog, Level level, const std::string &acce
     }
 }
 
-void check(const Config &cfg) { (void)syslog_setup(cfg); }
+void check(const Config &cfg) {
+    (void)syslog_setup(cfg);
+    pylog::check(cfg);
+}
 
 void configure(const Config &cfg) {
     SyslogSetup next = syslog_setup(cfg);
+    pylog::check(cfg);
     configure(cfg.errorlog, cfg.loglevel, cfg.accesslog, cfg.access_log_format);
     Syslog &s = g_sys();
     sys_close(s);
@@ -1123,9 +1277,25 @@ void configure(const Config &cfg) {
     }
     statsd::configure(cfg.statsd_host, cfg.statsd_port, cfg.statsd_prefix, cfg.dogstatsd_tags,
                       cfg.enable_backlog_metric);
+    g_access_json = cfg.access_log_json;
+    // The Python loggers, gunicorn.error and gunicorn.access, last: their
+    // handlers write to the targets opened above.
+    pylog::configure(cfg);
 }
 
+void set_access_json(bool on) { g_access_json = on; }
+
+void set_route(const Route &route) { g_route = route; }
+
 void reopen() {
+    if (g_route.reopen && !t_routing) {
+        routed(g_route.reopen);
+        return;
+    }
+    reopen_files();
+}
+
+void reopen_files() {
     // gunicorn reopen_files(): every FileHandler reopens its path; the
     // stream handlers ("-") are left alone.
     if (g_err_owned) reopen_target(err_path(), g_err_fd);
@@ -1149,10 +1319,40 @@ bool enabled(Level level) {
     return static_cast<int>(level) >= g_level;
 }
 
+// The Python route of an error line (write() and write_text()).
+void route_error(Level level, std::string_view text) {
+    int saved = errno;
+    routed([&] { g_route.error(level, text); });
+    errno = saved;
+}
+
 void write(Level level, const char *fmt, ...) {
     count_call(level, {});
     if (!enabled(level)) return;
     int saved = errno;  // callers log, then may still inspect errno
+    if (g_route.error && !t_routing) {
+        va_list ap;
+        va_start(ap, fmt);
+        std::string text;
+        char buf[1024];
+        int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && static_cast<size_t>(n) < sizeof buf) {
+            text.assign(buf, static_cast<size_t>(n));
+        } else if (n >= 0) {
+            text.resize(static_cast<size_t>(n) + 1);
+            va_start(ap, fmt);
+            std::vsnprintf(&text[0], text.size(), fmt, ap);
+            va_end(ap);
+            text.pop_back();
+        } else {
+            text = fmt;
+        }
+        errno = saved;
+        route_error(level, text);
+        errno = saved;
+        return;
+    }
     char stack[4096];
     size_t plen = format_prefix(level, stack);
     va_list ap, ap2;
@@ -1192,10 +1392,24 @@ void write(Level level, const char *fmt, ...) {
 void write_text(Level level, std::string_view text) {
     count_call(level, text);
     if (!enabled(level)) return;
-    int saved = errno;
     // logging.Formatter drops the traceback's final newline and the
     // handler adds its own terminator.
     if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+    if (g_route.error && !t_routing) {
+        route_error(level, text);
+        return;
+    }
+    write_line(level, text, true);
+}
+
+void write_line(Level level, std::string_view text, bool prefixed) {
+    int saved = errno;
+    if (!prefixed) {
+        if (g_sys_error) sys_send(level, g_sys().error_tag, text);
+        emit_line(g_err_fd, text);
+        errno = saved;
+        return;
+    }
     if (g_sys_error) sys_send(level, g_sys().error_tag, text);
     char stack[4096];
     size_t plen = format_prefix(level, stack);
@@ -1230,18 +1444,30 @@ void write_raw(std::string_view text) {
 }
 
 bool access_enabled() {
-    // glogging.py access_log_enabled, and statsd.py's access() metrics.
-    return g_acc_fd >= 0 || g_sys_access || statsd::enabled();
+    // glogging.py access_log_enabled, and statsd.py's access() metrics;
+    // a Python Logger's access() runs for every request, as in gunicorn.
+    return g_acc_fd >= 0 || g_sys_access || statsd::enabled() || g_route.access;
+}
+
+void write_access_line(std::string_view text) {
+    int saved = errno;
+    if (g_sys_access) sys_send(Level::INFO, g_sys().access_tag, text);
+    if (g_acc_fd >= 0) emit_line(g_acc_fd, text);
+    errno = saved;
 }
 
 void access(const AccessRecord &rec) {
     int saved = errno;
-    if (g_acc_fd >= 0 || g_sys_access) {
+    if (g_route.access && !t_routing) {
+        routed([&] { g_route.access(rec); });
+    } else if (g_acc_fd >= 0 || g_sys_access) {
         // One buffer per thread, reused: no allocation per request once warm.
         thread_local std::string line;
         try {
             line.clear();
-            render(g_format(), rec, static_cast<int64_t>(::time(nullptr)), line);
+            int64_t now = static_cast<int64_t>(::time(nullptr));
+            if (g_access_json) render_json(rec, now, g_json_keys(), line);
+            else render(g_format(), rec, now, line);
             if (g_sys_access) sys_send(Level::INFO, g_sys().access_tag, line);
             line.push_back('\n');
             if (g_acc_fd >= 0) emit(g_acc_fd, line.data(), line.size());
@@ -1251,6 +1477,40 @@ void access(const AccessRecord &rec) {
     }
     statsd::request(rec.status, rec.duration_us);
     errno = saved;
+}
+
+std::string format_access_json(const AccessRecord &rec, int64_t now_unix_seconds,
+                               const std::vector<std::string> &environ_keys) {
+    std::string out;
+    render_json(rec, now_unix_seconds, environ_keys, out);
+    return out;
+}
+
+void append_json_string(std::string &out, std::string_view v) {
+    out.push_back('"');
+    size_t start = 0;
+    for (size_t i = 0; i < v.size();) {
+        auto c = static_cast<uint8_t>(v[i]);
+        if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
+            size_t len = c < 0x80 ? 1 : utf8_seq_len(v, i);
+            if (len) {
+                i += len;
+                continue;
+            }
+        }
+        out.append(v.data() + start, i - start);
+        switch (c) {
+        case '"': out.append("\\\""); break;
+        case '\\': out.append("\\\\"); break;
+        case '\n': out.append("\\n"); break;
+        case '\r': out.append("\\r"); break;
+        case '\t': out.append("\\t"); break;
+        default: put_u00(out, c); break;
+        }
+        start = ++i;
+    }
+    out.append(v.data() + start, v.size() - start);
+    out.push_back('"');
 }
 
 std::string format_access(std::string_view format, const AccessRecord &rec,

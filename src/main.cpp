@@ -5,6 +5,7 @@
 #include "cunicorn/log.h"
 #include "cunicorn/platform.h"
 #include "cunicorn/pyembed.h"
+#include "cunicorn/pylog.h"
 #include "cunicorn/tls.h"
 #include "cunicorn/worker.h"
 #include "cunicorn/wsgi.h"
@@ -111,6 +112,7 @@ int main(int argc, char **argv) {
     if (!venv.empty() && !py::inspect_virtualenv(venv, checked).empty()) venv.clear();
     try {
         py::init(argv[0], venv);
+        pylog::install();  // gunicorn.glogging for a logger_class in the config file
     } catch (const std::exception &e) {
         std::fprintf(stderr, "Error: %s\n", e.what());
         return 1;

@@ -180,7 +180,6 @@ const char *const DIRTY = "Dirty Arbiters";
 const char *const DIRTY_HOOKS = "Dirty Arbiter Hooks";
 const char *const CONTROL = "Control";
 
-const char *const NO_LOGCONFIG = "Python logging configuration is not supported yet";
 const char *const NO_HTTP2 = "HTTP/2 is not supported; only HTTP/1.x is served";
 const char *const NO_ASGI = "the ASGI worker is not supported";
 const char *const NO_DIRTY = "dirty arbiters are not implemented yet";
@@ -383,16 +382,15 @@ const Row ROWS[] = {
             [] { return V::str("gunicorn.glogging.Logger"); })
         .check(v_class)
         .like_default(logger_like_default)
-        .no_effect("custom logger classes are not supported; cunicorn has its own logger")
+        .to(apply_logger_class)
         .help("The logger you want to use to log events in Gunicorn."),
     str_row("logconfig", LOGGING, {"--log-config"}, "FILE", d_none)
-        .no_effect(NO_LOGCONFIG)
+        .to(store<&Config::logconfig>)
         .help("The log config file to use (Python logging fileConfig format)."),
     hook_row("logconfig_dict", LOGGING, v_dict, d_empty_dict)
-        .no_effect(NO_LOGCONFIG)
         .help("The log config dictionary to use (Python logging dictConfig format)."),
     str_row("logconfig_json", LOGGING, {"--log-config-json"}, "FILE", d_none)
-        .no_effect(NO_LOGCONFIG)
+        .to(store<&Config::logconfig_json>)
         .help("The log config to read config from a JSON file."),
     str_row("syslog_addr", LOGGING, {"--log-syslog-to"}, "SYSLOG_ADDR", d_syslog_addr)
         .to(store<&Config::syslog_addr>)
@@ -697,6 +695,10 @@ const Row ROWS[] = {
         .to(store<&Config::request_timeout>)
         .help("A request still in the application after this many seconds is logged with its "
               "Python stack and the worker restarts gracefully (gthread; 0 = off)."),
+    flag_row("access_log_json", LOGGING, {"--access-log-json"})
+        .to(store<&Config::access_log_json>)
+        .help("Write the access log as one JSON object per line, with every atom "
+              "(access_log_format is then used only for its {name}e atoms)."),
 };
 
 }  // namespace

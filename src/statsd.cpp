@@ -263,11 +263,9 @@ void put_int(std::string &out, int64_t v) {
 
 void send_one(std::string_view name, int64_t value, std::string_view type) {
     if (g_fd < 0) return;
-    flush();
-    std::string msg, v;
+    std::string v;
     put_int(v, value);
-    put_metric(msg, g_prefix, name, v, type, g_suffix);
-    send_packet(msg, 1);
+    metric(name, v, type);
 }
 
 // Connections waiting in the accept queues of the TCP listeners
@@ -413,6 +411,14 @@ void request(std::string_view status, int64_t duration_us) {
         n = 3;
     }
     add(lines, n);
+}
+
+void metric(std::string_view name, std::string_view value, std::string_view type) {
+    if (g_fd < 0) return;
+    flush();
+    std::string msg;
+    put_metric(msg, g_prefix, name, value, type, g_suffix);
+    send_packet(msg, 1);
 }
 
 void flush() {

@@ -149,6 +149,12 @@ struct Config {
     std::string errorlog = "-";         // "" only if the file set it to None
     log::Level loglevel = log::Level::INFO;  // unknown names became INFO
     bool capture_output = false;
+    // Python logging (pylog.h): any of these makes the gunicorn.error and
+    // gunicorn.access loggers' handlers and the Logger class decide where
+    // lines go. logconfig_dict lives in Python (python_values).
+    std::string logconfig, logconfig_json;  // "" = None
+    bool logger_class_custom = false;   // not gunicorn.glogging.Logger / simple
+    bool access_log_json = false;       // cunicorn's own: JSON access lines
     // Syslog (glogging.py _set_syslog_handler; log::configure checks the
     // address and facility when syslog is on) and StatsD (statsd.py).
     bool syslog = false;

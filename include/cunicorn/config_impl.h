@@ -196,6 +196,7 @@ void apply_virtualenv(Config &c, const V &v);
 void apply_pidfile(Config &c, const V &v);
 void apply_accesslog(Config &c, const V &v);
 void apply_errorlog(Config &c, const V &v);
+void apply_logger_class(Config &c, const V &v);
 void apply_statsd_host(Config &c, const V &v);
 void apply_worker_tmp_dir(Config &c, const V &v);
 void apply_header_map(Config &c, const V &v);

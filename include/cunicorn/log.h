@@ -36,8 +36,12 @@ void configure(const Config &cfg);
 // What configure(cfg) would reject, without opening anything
 // (--check-config).
 void check(const Config &cfg);
-// Reopens file targets (USR1). Errors are logged, never fatal.
+// Reopens file targets (USR1): with a Python logging route (below), the
+// route's reopen (Logger.reopen_files(), which reopens the native files
+// through reopen_files()); otherwise reopen_files(). Errors are logged,
+// never fatal.
 void reopen();
+void reopen_files();
 // File descriptors of the open log files, to keep across fork/exec decisions.
 std::vector<int> fds();
 // Gives the open log files to the worker user so workers can reopen them
@@ -51,6 +55,28 @@ void write(Level level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 void write_raw(std::string_view text);
 // A message that may span lines (a traceback): the first line gets the prefix.
 void write_text(Level level, std::string_view text);
+
+// The native targets themselves, for the Python handlers on gunicorn.error
+// and gunicorn.access (src/py/glogging.py): never routed, never counted
+// in StatsD. `prefixed`: add "[time] [pid] [LEVEL] " as write_text does;
+// otherwise `text` is the whole line as a Python formatter made it.
+void write_line(Level level, std::string_view text, bool prefixed);
+// One access line (no newline) to the access log and syslog.
+void write_access_line(std::string_view line);
+
+// Where the lines go when a Python logging configuration is active
+// (logconfig, logconfig_dict, logconfig_json or logger_class): the error
+// lines to the Logger instance's methods, each request to its access().
+// Set by pylog::configure; null members keep the native path. The
+// functions take the GIL themselves; a line logged while one of them runs
+// on the same thread is written natively.
+struct AccessRecord;
+struct Route {
+    void (*error)(Level level, std::string_view text) = nullptr;
+    void (*access)(const AccessRecord &rec) = nullptr;
+    void (*reopen)() = nullptr;
+};
+void set_route(const Route &route);
 
 #define LOG_DEBUG(...) ::cunicorn::log::write(::cunicorn::log::Level::DEBUG, __VA_ARGS__)
 #define LOG_INFO(...) ::cunicorn::log::write(::cunicorn::log::Level::INFO, __VA_ARGS__)
@@ -78,6 +104,8 @@ struct AccessRecord {
     // `key` is the name as written in the format; compare it
     // case-insensitively. Return "" for a missing key (renders "-").
     std::string (*environ_lookup)(void *ctx, std::string_view key) = nullptr;
+    // The environ dict itself (a PyObject *) when environ_lookup is set:
+    // the Python route hands it to Logger.access() as gunicorn does.
     void *environ_ctx = nullptr;
 };
 
@@ -99,6 +127,19 @@ SyslogAddress parse_syslog_address(const std::string &addr);
 int syslog_facility(std::string_view name);
 // One message as sent (the NUL terminator included).
 std::string syslog_message(int facility, Level level, std::string_view tag, long pid, std::string_view text);
+
+// The JSON access line (access_log_json): one object, every atom; request
+// and response headers as objects under "i" and "o" (names lower-cased,
+// the last of repeated ones), the {name}e atoms access_log_format names
+// under "e". Strings are escaped as RFC 8259 requires; bytes that are not
+// UTF-8 become \u00XX, the Latin-1 reading WSGI gives them.
+std::string format_access_json(const AccessRecord &rec, int64_t now_unix_seconds,
+                               const std::vector<std::string> &environ_keys = {});
+// Appends `v` as a JSON string (quotes included).
+void append_json_string(std::string &out, std::string_view v);
+// Turns the JSON access log on or off (configure(cfg) does, from
+// access_log_json).
+void set_access_json(bool on);
 
 // Formats one access line without writing it (unit tests, and access()).
 // `now` is the wall-clock time shown by %(t)s.

@@ -32,6 +32,10 @@ bool enabled();
 void request(std::string_view status, int64_t duration_us);
 // Sends the batched metrics now (a worker's exit).
 void flush();
+// A metric a log call carries (statsd.py log(): extra={"metric", "value",
+// "mtype"}): `type` is "g", "c" (sent with "|@1.0"), "h" or "ms"; the
+// value as Python's str() shows it.
+void metric(std::string_view name, std::string_view value, std::string_view type);
 // A log call at warning, error, critical or exception ("gunicorn.log.<level>").
 void log_call(const char *level);
 // Master, after each manage_workers: the gunicorn.workers gauge when the

@@ -255,7 +255,10 @@ timeout = %(timeout)d
 statsd_host = 'localhost:9125'
 
 
-class Logger:
+from gunicorn.glogging import Logger as _Base
+
+
+class Logger(_Base):
     pass
 
 

@@ -143,7 +143,7 @@ const char *const GUNICORN_SETTINGS[] = {
 
 // cunicorn's own, after gunicorn's.
 const char *const CUNICORN_SETTINGS[] = {"virtualenv", "limit_request_header_size", "limit_request_body",
-                                         "permit_missing_host", "request_timeout"};
+                                         "permit_missing_host", "request_timeout", "access_log_json"};
 
 // A virtualenv as python3 -m venv leaves it, as far as cunicorn looks:
 // pyvenv.cfg with the given version line.
@@ -870,7 +870,9 @@ TEST(config_no_effect_and_refused) {
     CHECK(load({"--reload", "app:app"}).warnings.empty());
     CHECK(load({"--no-control-socket", "--protocol", "http", "--http-parser", "fast", "app:app"}).warnings.empty());
     CHECK(load({"--suppress-ragged-eofs", "--http-protocols", "H1", "app:app"}).warnings.empty());
-    CHECK(has_warning(load({"--logger-class", "my.Logger", "app:app"}), "logger_class = my.Logger has no effect"));
+    CHECK(load({"--logger-class", "my.Logger", "app:app"}).warnings.empty());
+    CHECK(load({"--logger-class", "my.Logger", "app:app"}).logger_class_custom);
+    CHECK(!load({"--logger-class", "gunicorn.glogging.Logger", "app:app"}).logger_class_custom);
     CHECK(load({"--logger-class", "simple", "app:app"}).warnings.empty());
     CHECK_EQ(error_of({"--certfile", "/nonexistent/cert.pem", "app:app"}),
              "Invalid value for certfile: /nonexistent/cert.pem (File /nonexistent/cert.pem does not exists.)");

@@ -566,3 +566,58 @@ TEST(log_reopen_with_stdio_targets_is_a_noop) {
     CHECK(log::fds().empty());
     CHECK(log::enabled(log::Level::INFO));
 }
+
+// --- JSON access log (access_log_json) ----------------------------------
+
+namespace {
+std::string json_str(std::string_view v) {
+    std::string out;
+    log::append_json_string(out, v);
+    return out;
+}
+}  // namespace
+
+TEST(log_json_string_escaping) {
+    CHECK_EQ(json_str(""), std::string("\"\""));
+    CHECK_EQ(json_str("plain text"), std::string("\"plain text\""));
+    CHECK_EQ(json_str("q\"b\\s/"), std::string("\"q\\\"b\\\\s/\""));
+    CHECK_EQ(json_str("a\nb\rc\td"), std::string("\"a\\nb\\rc\\td\""));
+    // Every other control character, NUL and DEL as \u00XX.
+    CHECK_EQ(json_str(std::string_view("\0\x01\x1f\x7f", 4)), std::string("\"\\u0000\\u0001\\u001f\\u007f\""));
+    // Valid UTF-8 is kept as is (2, 3 and 4 bytes).
+    CHECK_EQ(json_str("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+             std::string("\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""));
+    // Bytes that are not UTF-8 are their Latin-1 characters: lone
+    // continuation bytes, a truncated sequence, overlongs, surrogates,
+    // beyond U+10FFFF, 0xff.
+    CHECK_EQ(json_str("\x80"), std::string("\"\\u0080\""));
+    CHECK_EQ(json_str("x\xe2\x82"), std::string("\"x\\u00e2\\u0082\""));
+    CHECK_EQ(json_str("\xc0\xaf"), std::string("\"\\u00c0\\u00af\""));
+    CHECK_EQ(json_str("\xed\xa0\x80"), std::string("\"\\u00ed\\u00a0\\u0080\""));
+    CHECK_EQ(json_str("\xf4\x90\x80\x80"), std::string("\"\\u00f4\\u0090\\u0080\\u0080\""));
+    CHECK_EQ(json_str("\xff\xfe"), std::string("\"\\u00ff\\u00fe\""));
+    // A valid sequence right after an invalid byte survives.
+    CHECK_EQ(json_str("\xc3\xc3\xa9"), std::string("\"\\u00c3\xc3\xa9\""));
+}
+
+TEST(log_json_access_line) {
+    use_utc();
+    Request r;
+    r.req = {{"User-Agent", "UA \"x\""}, {"X-Dup", "1"}, {"x-dup", "2"}, {"Referer", "R"}};
+    r.resp = {{"Content-Type", "text/plain"}, {"X-Bin", std::string("\x01\xff", 2)}};
+    r.rec.environ_lookup = environ_stub;
+    std::string pid = std::to_string(getpid());
+    CHECK_EQ(log::format_access_json(r.rec, NOW, {"REMOTE_PORT", "missing"}),
+             "{\"h\":\"127.0.0.1\",\"l\":\"-\",\"u\":\"-\",\"t\":\"[28/Nov/2026:12:28:45 +0000]\","
+             "\"r\":\"GET /a%20b?x=1 HTTP/1.1\",\"s\":\"200\",\"m\":\"GET\",\"U\":\"/a b\",\"q\":\"x=1\","
+             "\"H\":\"HTTP/1.1\",\"b\":\"1234\",\"B\":1234,\"f\":\"R\",\"a\":\"UA \\\"x\\\"\",\"T\":1,"
+             "\"D\":1234567,\"M\":1234,\"L\":\"1.234567\",\"p\":\"<" + pid + ">\","
+             "\"i\":{\"user-agent\":\"UA \\\"x\\\"\",\"x-dup\":\"2\",\"referer\":\"R\"},"
+             "\"o\":{\"content-type\":\"text/plain\",\"x-bin\":\"\\u0001\\u00ff\"},"
+             "\"e\":{\"REMOTE_PORT\":\"54321\",\"missing\":\"-\"}}");
+    // No headers, no environ keys: empty objects, no "e".
+    log::AccessRecord bare;
+    std::string line = log::format_access_json(bare, NOW);
+    CHECK(line.find(",\"i\":{},\"o\":{}}") != std::string::npos);
+    CHECK(line.find("\"e\"") == std::string::npos);
+}
