@@ -697,6 +697,11 @@ const Row ROWS[] = {
         .to(store<&Config::request_timeout>)
         .help("A request still in the application after this many seconds is logged with its "
               "Python stack and the worker restarts gracefully (gthread; 0 = off)."),
+    str_row("prometheus_bind", CONTROL, {"--prometheus-bind"}, "ADDRESS", d_empty_str)
+        .check(v_prometheus_bind)
+        .to(store<&Config::prometheus_bind>)
+        .help("Serve the metrics in Prometheus's text format at http://ADDRESS/metrics, from the "
+              "master: HOST:PORT or unix:PATH (off by default)."),
 };
 
 }  // namespace
