@@ -36,7 +36,7 @@ struct Figures {
     std::atomic<uint64_t> requests;
     // Requests by status code: a slot is taken (code 0 -> code) the first
     // time a code is seen. Codes that find no slot (more than
-    // STATUS_SLOTS distinct ones, or past 999) count in status_other.
+    // STATUS_SLOTS distinct ones, 0, or past 999) count in status_other.
     struct Status {
         std::atomic<uint32_t> code;
         std::atomic<uint64_t> count;
@@ -52,8 +52,9 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<uint32_t
 // Where this process counts: a worker's shared page (after fork, before
 // serving); null = a counter of the process's own.
 void attach(Figures *figures);
-// Also counts requests when StatsD is off, for the Prometheus endpoint
-// (the master sets it before forking workers).
+// Counts requests and log calls when StatsD is off too, for the
+// Prometheus endpoint (each worker sets it from its configuration; the
+// master while it serves the endpoint).
 void count_requests(bool on);
 // The figures of this process itself (the master's log calls).
 const Figures &own();
