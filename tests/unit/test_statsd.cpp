@@ -1,8 +1,9 @@
-// StatsD and syslog: the datagram and message texts against
+// StatsD, the Prometheus text and syslog: the datagram and message texts against
 // gunicorn/instrument/statsd.py and glogging.py (SysLogHandler), then the
 // real sends, to sockets bound here on loopback and in /tmp.
 #include "cunicorn/config.h"
 #include "cunicorn/log.h"
+#include "cunicorn/prometheus.h"
 #include "cunicorn/sock.h"
 #include "cunicorn/statsd.h"
 #include "harness.h"
@@ -454,4 +455,69 @@ TEST(syslog_configure_sends_error_and_access_lines) {
     cfg.syslog = false;
     cfg.errorlog = "-";
     log::configure(cfg);
+}
+
+TEST(prometheus_text_of_a_snapshot) {
+    namespace prom = cunicorn::prometheus;
+    prom::Snapshot s;
+    s.totals.requests = 3;
+    s.totals.status[200] = 2;
+    s.totals.status[404] = 1;
+    s.totals.duration_bucket[0] = 2;                               // <= 5 ms
+    s.totals.duration_bucket[cunicorn::statsd::Figures::BUCKETS] = 1;  // > 10 s
+    s.totals.duration_sum_us = 12500000;
+    s.totals.log_calls[cunicorn::statsd::Figures::ERROR] = 4;
+    prom::Worker w;
+    w.pid = 42;
+    w.age = 7;
+    w.requests = 3;
+    w.connections = 1;
+    s.workers.push_back(w);  // rss unknown: no sample
+    s.workers_target = 2;
+    std::string t = prom::render(s);
+    auto has = [&](const std::string &line) { return t.find("\n" + line + "\n") != std::string::npos; };
+    CHECK(t.rfind("# HELP gunicorn_requests_total ", 0) == 0);
+    CHECK(has("# TYPE gunicorn_requests_total counter"));
+    CHECK(has("gunicorn_requests_total 3"));
+    CHECK(has("gunicorn_request_status_total{code=\"200\"} 2"));
+    CHECK(has("gunicorn_request_status_total{code=\"404\"} 1"));
+    CHECK(has("# TYPE gunicorn_request_duration_seconds histogram"));
+    CHECK(has("gunicorn_request_duration_seconds_bucket{le=\"0.005\"} 2"));
+    CHECK(has("gunicorn_request_duration_seconds_bucket{le=\"10\"} 2"));
+    CHECK(has("gunicorn_request_duration_seconds_bucket{le=\"+Inf\"} 3"));
+    CHECK(has("gunicorn_request_duration_seconds_sum 12.5"));
+    CHECK(has("gunicorn_request_duration_seconds_count 3"));
+    CHECK(has("gunicorn_log_messages_total{level=\"error\"} 4"));
+    CHECK(has("gunicorn_workers 1"));
+    CHECK(has("gunicorn_workers_target 2"));
+    CHECK(has("gunicorn_worker_requests_total{pid=\"42\",age=\"7\"} 3"));
+    CHECK(has("gunicorn_worker_connections{pid=\"42\",age=\"7\"} 1"));
+    CHECK(t.find("gunicorn_worker_resident_memory_bytes{") == std::string::npos);
+    CHECK(t.find("gunicorn_backlog") == std::string::npos);
+    CHECK(t.back() == '\n');
+}
+
+TEST(prometheus_http_verdicts) {
+    namespace prom = cunicorn::prometheus;
+    using V = prom::Verdict;
+    CHECK(prom::judge("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") == V::OK);
+    CHECK(prom::judge("GET /metrics?name[]=x HTTP/1.0\n\n") == V::OK);
+    CHECK(prom::judge("HEAD /metrics HTTP/1.1\r\n\r\n") == V::HEAD_OK);
+    CHECK(prom::judge("POST /metrics HTTP/1.1\r\n\r\n") == V::METHOD_NOT_ALLOWED);
+    CHECK(prom::judge("GET / HTTP/1.1\r\n\r\n") == V::NOT_FOUND);
+    CHECK(prom::judge("GET /metricsx HTTP/1.1\r\n\r\n") == V::NOT_FOUND);
+    CHECK(prom::judge("GET /metrics HTTP/2.0\r\n\r\n") == V::BAD_REQUEST);
+    CHECK(prom::judge("GET /metrics\r\n\r\n") == V::BAD_REQUEST);
+    CHECK(prom::judge("GET  /metrics HTTP/1.1\r\n\r\n") == V::BAD_REQUEST);
+    CHECK(prom::judge("GET http://x/metrics HTTP/1.1\r\n\r\n") == V::BAD_REQUEST);
+    CHECK(prom::judge("GET /met\x01rics HTTP/1.1\r\n\r\n") == V::BAD_REQUEST);
+    CHECK_EQ(prom::response(V::OK, "a 1\n"),
+             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+             "Content-Length: 4\r\nConnection: close\r\n\r\na 1\n");
+    CHECK_EQ(prom::response(V::HEAD_OK, "a 1\n"),
+             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+             "Content-Length: 4\r\nConnection: close\r\n\r\n");
+    CHECK_EQ(prom::response(V::METHOD_NOT_ALLOWED, ""),
+             "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n"
+             "Content-Length: 23\r\nAllow: GET, HEAD\r\nConnection: close\r\n\r\n405 Method Not Allowed\n");
 }
