@@ -237,6 +237,7 @@ void take(Batch &b) {
 }
 
 void put_int(std::string &out, int64_t v);
+void put_ms(std::string &out, int64_t duration_us);
 void put_metric(std::string &out, std::string_view prefix, std::string_view name, std::string_view value,
                 std::string_view type, std::string_view suffix);
 
@@ -258,7 +259,12 @@ void send_batch(const Batch &b) {
         ++lines;
     };
     // statsd.py access(): the timer, then the two counters.
-    for (int64_t us : b.durations) push("gunicorn.request.duration", format_ms(us), "ms");
+    for (int64_t us : b.durations) {
+        value.clear();
+        put_ms(value, us);
+        push("gunicorn.request.duration", value, "ms");
+    }
+
     auto count = [&](std::string_view name, uint64_t n) {
         value.clear();
         put_int(value, static_cast<int64_t>(n));
@@ -357,10 +363,35 @@ void put_metric(std::string &out, std::string_view prefix, std::string_view name
     out.append(suffix);
 }
 
+// Decimal digits of v, without snprintf: the flusher writes one per
+// request.
 void put_int(std::string &out, int64_t v) {
     char buf[24];
-    int n = std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
-    out.append(buf, static_cast<size_t>(n > 0 ? n : 0));
+    char *end = buf + sizeof buf, *p = end;
+    uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+    do {
+        *--p = static_cast<char>('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    out.append(p, static_cast<size_t>(end - p));
+}
+
+// Appends format_ms(duration_us).
+void put_ms(std::string &out, int64_t duration_us) {
+    if (duration_us < 0) duration_us = 0;
+    put_int(out, duration_us / 1000);
+    out.push_back('.');
+    int frac = static_cast<int>(duration_us % 1000);
+    if (frac == 0) {
+        out.push_back('0');
+        return;
+    }
+    char d[4] = {static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                 static_cast<char>('0' + frac % 10), 0};
+    int len = 3;
+    while (d[len - 1] == '0') --len;
+    out.append(d, static_cast<size_t>(len));
 }
 
 void send_one(std::string_view name, int64_t value, std::string_view type) {
@@ -403,20 +434,8 @@ std::string normalize_prefix(std::string_view prefix) {
 }
 
 std::string format_ms(int64_t duration_us) {
-    if (duration_us < 0) duration_us = 0;
     std::string out;
-    put_int(out, duration_us / 1000);
-    out.push_back('.');
-    int frac = static_cast<int>(duration_us % 1000);
-    if (frac == 0) {
-        out.push_back('0');
-        return out;
-    }
-    char d[4] = {static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
-                 static_cast<char>('0' + frac % 10), 0};
-    int len = 3;
-    while (d[len - 1] == '0') --len;
-    out.append(d, static_cast<size_t>(len));
+    put_ms(out, duration_us);
     return out;
 }
 
