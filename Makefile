@@ -60,8 +60,8 @@ CORE_SRCS = src/http_parser.cpp src/http_writer.cpp src/log.cpp src/ev.cpp \
 	src/pyembed.cpp src/wsgi.cpp src/hooks.cpp src/worker.cpp \
 	src/conn.cpp src/executor_sync.cpp src/executor_thread.cpp src/executor_gevent.cpp \
 	src/arbiter.cpp src/platform.cpp src/reloader.cpp src/tls.cpp \
-	src/statsd.cpp src/control.cpp src/arbiter_control.cpp src/ctl_client.cpp \
-	src/pylog.cpp
+	src/statsd.cpp src/prometheus.cpp src/control.cpp src/arbiter_control.cpp \
+	src/ctl_client.cpp src/pylog.cpp
 UNIT_SRCS = tests/unit/main.cpp tests/unit/test_http_parser.cpp \
 	tests/unit/test_conformance.cpp tests/unit/test_http_writer.cpp \
 	tests/unit/test_log.cpp tests/unit/test_config.cpp tests/unit/test_statsd.cpp

@@ -321,9 +321,12 @@ void Arbiter::start() {
 int Arbiter::wait_signal(int timeout_ms) {
     std::vector<pollfd> fds{{g_pipe[0], POLLIN, 0}};
     control_.add_pollfds(fds);
+    size_t metrics_at = fds.size();
+    metrics_.add_pollfds(fds);
     int r = ::poll(fds.data(), fds.size(), timeout_ms);
     // Control commands queue their signal in pending_, read with the rest.
-    control_.handle(fds.data() + 1, r > 0 ? fds.size() - 1 : 0, *this);
+    control_.handle(fds.data() + 1, r > 0 ? metrics_at - 1 : 0, *this);
+    metrics_.handle(fds.data() + metrics_at, r > 0 ? fds.size() - metrics_at : 0, *this);
     if (r <= 0 || !(fds[0].revents & POLLIN)) return 0;
     unsigned char buf[64];
     ssize_t n;
@@ -371,6 +374,9 @@ bool Arbiter::spawn_worker(const Config &cfg, std::vector<Listener> &listeners, 
     if (pid == 0) {
         py::after_fork_child();
         control_.close_in_child();
+        metrics_.close_in_child();
+        statsd::attach(slot.status ? &slot.status->figures : nullptr);
+        statsd::count_requests(!cfg.prometheus_bind.empty());
         close(g_pipe[0]);
         close(g_pipe[1]);
         for (auto &[wpid, other] : workers_) {
@@ -502,6 +508,7 @@ void Arbiter::manage_workers() {
 }
 
 void Arbiter::forget_worker(std::map<pid_t, WorkerSlot>::iterator it) {
+    if (it->second.status) retired_.add(it->second.status->figures);  // counters never go down
     if (it->second.status) munmap(it->second.status, sizeof(WorkerStatus));
     close(it->second.tmp_fd);
     workers_.erase(it);
@@ -656,6 +663,7 @@ void Arbiter::stop(bool graceful) {
 int Arbiter::halt(const std::string &reason, int exit_status) {
     control_.stop();
     stop(true);
+    metrics_.stop();
     log::Level level = exit_status == 0 ? log::Level::INFO : log::Level::ERROR;
     log::write(level, "Shutting down: Master");
     if (!reason.empty()) log::write(level, "Reason: %s", reason.c_str());
@@ -766,6 +774,7 @@ void Arbiter::check_reload() {
         next_listeners_.clear();
     }
     cfg_ = std::move(next_cfg_);
+    metrics_.metrics_at(cfg_.prometheus_bind);
     keep_python_settings(cfg_);  // the master's hooks are the new ones from now on
     int old_workers = num_workers_;
     num_workers_ = cfg_.workers;
@@ -899,6 +908,7 @@ int Arbiter::run() {
     // As gunicorn, once the first workers are on their way; a path that
     // cannot be made (a read-only home in a container) only warns.
     if (!cfg_.control_socket_disable) control_.start(cfg_.control_socket, cfg_.control_socket_mode);
+    metrics_.metrics_at(cfg_.prometheus_bind);
     for (;;) {
         maybe_promote_master();
         wait_signal(1000);

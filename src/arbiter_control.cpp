@@ -6,6 +6,7 @@
 
 #include "cunicorn/hooks.h"
 #include "cunicorn/platform.h"
+#include "cunicorn/statsd.h"
 
 #include <signal.h>
 #include <sys/socket.h>
@@ -189,5 +190,33 @@ Json Arbiter::kill_worker(long pid) {
 }
 
 void Arbiter::post_signal(int sig) { pending_.push_back(sig); }
+
+std::string Arbiter::metrics() {
+    prometheus::Snapshot s;
+    s.totals = retired_;
+    s.totals.add(statsd::own());  // the master's log calls
+    std::vector<const WorkerSlot *> slots;
+    for (auto &[wpid, slot] : workers_) slots.push_back(&slot);
+    std::sort(slots.begin(), slots.end(), [](const WorkerSlot *a, const WorkerSlot *b) { return a->age < b->age; });
+    for (const WorkerSlot *slot : slots) {
+        prometheus::Worker w;
+        w.pid = slot->pid;
+        w.age = slot->age;
+        w.rss = platform::rss_bytes(slot->pid);
+        if (const WorkerStatus *ws = slot->status) {
+            s.totals.add(ws->figures);
+            w.requests = ws->requests;
+            w.connections = static_cast<long>(ws->connections);
+        }
+        s.workers.push_back(w);
+    }
+    s.workers_target = num_workers_;
+    s.workers_spawned = workers_spawned_;
+    s.workers_killed = workers_killed_;
+    s.reloads = reloads_;
+    s.start_time = start_time_;
+    s.has_backlog = statsd::listen_backlog(listeners_, s.backlog);
+    return prometheus::render(s);
+}
 
 }  // namespace cunicorn

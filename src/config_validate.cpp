@@ -230,6 +230,17 @@ V v_statsd_address(const V &v) {
     }
 }
 
+V v_prometheus_bind(const V &v) {
+    V s = v_string(v);
+    if (s.kind == V::NONE || s.s.empty()) return V::str("");
+    try {
+        if (parse_address(s.s).kind != Address::FD) return s;
+    } catch (const std::invalid_argument &e) {
+        throw Invalid{e.what()};
+    }
+    throw Invalid{"an address is HOST:PORT or unix:PATH, not a file descriptor"};
+}
+
 V v_reload_engine(const V &v) {
     if (v.kind == V::STR && (v.s == "auto" || v.s == "poll" || v.s == "inotify")) return v;
     throw Invalid{"Invalid reload_engine: " + py_repr(v)};

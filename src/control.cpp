@@ -5,6 +5,9 @@
 
 #include "cunicorn/log.h"
 #include "cunicorn/platform.h"
+#include "cunicorn/prometheus.h"
+#include "cunicorn/sock.h"
+#include "cunicorn/statsd.h"
 #include "cunicorn/worker.h"
 
 #include <fcntl.h>
@@ -15,12 +18,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <stdexcept>
 
 namespace cunicorn::control {
 
@@ -646,6 +651,8 @@ namespace {
 
 constexpr size_t MAX_CLIENTS = 32;
 constexpr int64_t IDLE_MS = 300 * 1000;  // server.py: 5 minute idle timeout
+constexpr size_t MAX_HTTP_HEAD = 8192;
+constexpr int64_t HTTP_DEADLINE_MS = 10 * 1000;
 
 void frame(std::string &out, const std::string &json) {
     auto n = static_cast<uint32_t>(json.size());
@@ -705,11 +712,42 @@ bool Server::start(const std::string &path_in, int mode) {
         unlink(path.c_str());
         return warn(std::strerror(err));
     }
-    dev_ = st.st_dev;
-    ino_ = st.st_ino;
-    path_ = path;
+    listening_at(path);
     LOG_INFO("Control socket listening at %s", path.c_str());
     return true;
+}
+
+// The socket file is ours to remove at stop() while it is this one.
+void Server::listening_at(const std::string &path) {
+    struct stat st;
+    path_ = path;
+    if (path.empty() || stat(path.c_str(), &st) < 0) return;
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+}
+
+bool Server::metrics_at(const std::string &address) {
+    if (address == address_ && (address.empty() || active())) return active();
+    stop();
+    http_ = true;
+    address_ = address;
+    statsd::count_requests(!address.empty());  // the master's log calls; workers set their own
+    if (address.empty()) return false;
+    try {
+        Address a = parse_address(address);
+        if (a.kind == Address::FD) throw std::invalid_argument("not a file descriptor");
+        BindOptions bo;
+        bo.backlog = 64;
+        bo.reuse_port = a.kind == Address::TCP;
+        std::vector<Listener> ls = create_listeners({a}, bo);
+        listen_fd_ = ls.at(0).fd;
+        listening_at(ls[0].unix_path);
+        LOG_INFO("Prometheus metrics at %s/metrics", ls[0].url().c_str());
+        return true;
+    } catch (const std::exception &e) {
+        LOG_WARNING("Failed to start the Prometheus endpoint at %s: %s", address.c_str(), e.what());
+        return false;
+    }
 }
 
 void Server::stop() {
@@ -723,7 +761,9 @@ void Server::stop() {
     listen_fd_ = -1;
     // A USR2 successor may have replaced the file: leave its socket alone.
     struct stat st;
-    if (lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) unlink(path_.c_str());
+    if (!path_.empty() && lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_)
+        unlink(path_.c_str());
+    path_.clear();
 }
 
 void Server::close_in_child() {
@@ -739,7 +779,7 @@ void Server::add_pollfds(std::vector<pollfd> &fds) const {
     fds.push_back({listen_fd_, clients_.size() < MAX_CLIENTS ? short(POLLIN) : short(0), 0});
     for (const Client &c : clients_) {
         // One request at a time: input waits while a reply is queued.
-        short ev = c.out.empty() ? (c.closing ? 0 : POLLIN) : POLLOUT;
+        short ev = !c.out.empty() ? POLLOUT : c.closing && !c.shut ? 0 : POLLIN;
         fds.push_back({c.fd, ev, 0});
     }
 }
@@ -751,20 +791,35 @@ void Server::handle(const pollfd *fds, size_t n, Master &master) {
         Client &c = clients_[k];
         short re = fds[k + 1].revents;
         if (re & POLLOUT) write_client(c);
-        if (c.out.empty() && !c.closing && (re & (POLLIN | POLLHUP | POLLERR))) read_client(c);
+        if (c.shut && (re & (POLLIN | POLLHUP | POLLERR))) read_client(c);  // drained
+        else if (c.out.empty() && !c.closing && (re & (POLLIN | POLLHUP | POLLERR))) read_client(c);
         process(c, master);
     }
     if (n && (fds[0].revents & POLLIN)) accept_clients();
     int64_t now = worker::now_ms();
-    for (Client &c : clients_)
-        if (c.fd >= 0 && ((c.closing && c.out.empty()) || now - c.last_ms > IDLE_MS)) {
+    for (Client &c : clients_) {
+        if (c.fd >= 0 && http_ && c.closing && c.out.empty() && !c.eof && !c.shut) {
+            // Answered before the client finished sending: closing now
+            // would reset the connection, and the answer with it. Say
+            // the end, and read what else comes until the client ends.
+            shutdown(c.fd, SHUT_WR);
+            c.shut = true;
+        }
+        if (c.fd >= 0 && ((c.closing && c.out.empty() && (!c.shut || c.eof)) || expired(c, now))) {
             close(c.fd);
             c.fd = -1;
         }
+    }
     std::vector<Client> live;
     for (Client &c : clients_)
         if (c.fd >= 0) live.push_back(std::move(c));
     clients_.swap(live);
+}
+
+// A control client may stay idle between requests; a metrics client has
+// HTTP_DEADLINE_MS in all, however it trickles its bytes.
+bool Server::expired(const Client &c, int64_t now) const {
+    return http_ ? now - c.accepted_ms > HTTP_DEADLINE_MS : now - c.last_ms > IDLE_MS;
 }
 
 void Server::accept_clients() {
@@ -773,7 +828,7 @@ void Server::accept_clients() {
         if (fd < 0) return;
         Client c;
         c.fd = fd;
-        c.last_ms = worker::now_ms();
+        c.last_ms = c.accepted_ms = worker::now_ms();
         clients_.push_back(std::move(c));
     }
 }
@@ -782,20 +837,22 @@ void Server::read_client(Client &c) {
     char buf[16384];
     for (;;) {
         ssize_t r = recv(c.fd, buf, sizeof buf, 0);
+        if (r > 0 && c.shut) continue;  // after the answer: discarded
         if (r > 0) {
             c.in.append(buf, static_cast<size_t>(r));
             c.last_ms = worker::now_ms();
-            if (c.in.size() > MAX_MESSAGE + 4) break;  // process() answers before reading on
+            if (c.in.size() > (http_ ? MAX_HTTP_HEAD : MAX_MESSAGE + 4)) break;  // process() answers before reading on
             continue;
         }
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
-        c.closing = true;  // end of input (or an error): answer what is complete, then go
+        c.closing = c.eof = true;  // end of input (or an error): answer what is complete, then go
         break;
     }
 }
 
 // Answers the buffered requests, in order, while the replies leave at once.
 void Server::process(Client &c, Master &master) {
+    if (http_) return process_http(c, master);
     while (c.out.empty() && c.fd >= 0) {
         if (c.in.size() < 4) {
             if (!c.closing || c.in.empty()) return;  // the rest is on its way
@@ -822,6 +879,27 @@ void Server::process(Client &c, Master &master) {
     }
 }
 
+// One request per connection: its head is answered, then the connection
+// closes (what else the client sent is not read).
+void Server::process_http(Client &c, Master &master) {
+    if (!c.out.empty() || c.fd < 0 || (c.closing && c.in.empty())) return;
+    size_t crlf = c.in.find("\r\n\r\n"), lf = c.in.find("\n\n");  // a bare LF ends lines too (RFC 9112, 2.2)
+    size_t end = std::min(crlf == std::string::npos ? crlf : crlf + 4, lf == std::string::npos ? lf : lf + 2);
+    if (end == std::string::npos) {
+        if (c.in.size() > MAX_HTTP_HEAD)
+            c.out = prometheus::response(prometheus::Verdict::TOO_LARGE, "");
+        else if (c.closing)
+            c.out = prometheus::response(prometheus::Verdict::BAD_REQUEST, "");  // cut short
+        else
+            return;  // the rest is on its way
+    } else {
+        c.out = prometheus::respond(std::string_view(c.in).substr(0, end), [&] { return master.metrics(); });
+    }
+    c.in.clear();
+    c.closing = true;
+    write_client(c);
+}
+
 void Server::write_client(Client &c) {
     while (!c.out.empty()) {
         ssize_t w = send(c.fd, c.out.data(), c.out.size(), platform::SEND_NOSIGNAL);
@@ -832,7 +910,7 @@ void Server::write_client(Client &c) {
         }
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
         c.out.clear();  // the client went away
-        c.closing = true;
+        c.closing = c.eof = true;
         return;
     }
 }

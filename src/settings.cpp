@@ -699,6 +699,11 @@ const Row ROWS[] = {
         .to(store<&Config::access_log_json>)
         .help("Write the access log as one JSON object per line, with every atom "
               "(access_log_format is then used only for its {name}e atoms)."),
+    str_row("prometheus_bind", CONTROL, {"--prometheus-bind"}, "ADDRESS", d_empty_str)
+        .check(v_prometheus_bind)
+        .to(store<&Config::prometheus_bind>)
+        .help("Serve the metrics in Prometheus's text format at http://ADDRESS/metrics, from the "
+              "master: HOST:PORT or unix:PATH (off by default)."),
 };
 
 }  // namespace

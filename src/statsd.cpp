@@ -9,12 +9,17 @@
 // failed send; here the warning comes at most once a minute per process.
 //
 // gunicorn sends one datagram per metric, three per request: a loopback
-// send costs about as much as serving a small request. Here a worker
-// joins its per-request metrics with "\n" into datagrams of up to
-// MAX_PACKET bytes (the multi-metric packets that StatsD, DogStatsD,
-// Telegraf and statsd_exporter read), sent when the next would not fit
-// or FLUSH_MS after the first metric was added, by a thread of the
-// worker that does nothing else, and at the worker's exit. Metrics of the
+// send costs about as much as serving a small request. Here a request
+// costs a few atomic increments (the Figures, which the Prometheus
+// endpoint reads too) and, with StatsD on, its duration appended to a
+// buffer. A thread of the worker that does nothing else wakes FLUSH_MS
+// after the first request of a batch and sends what came since its last
+// send: every duration as its own timer line (timers do not add up), then
+// gunicorn.requests and each gunicorn.request.status.<code> as one
+// counter carrying how many there were (StatsD adds counters up: ":5|c"
+// is five of gunicorn's ":1|c"). The lines are joined with "\n" into
+// datagrams of up to MAX_PACKET bytes (the multi-metric packets that
+// StatsD, DogStatsD, Telegraf and statsd_exporter read). Metrics of the
 // master (the workers gauge, the backlog) and the log counters go out at
 // once, after whatever was waiting, so the order is kept.
 #include "cunicorn/statsd.h"
@@ -151,48 +156,156 @@ void send_packet(const std::string &packet, unsigned lines) {
 // Plain pthread primitives, so that the child of a fork (the app may
 // fork) can be given fresh ones: only the forking thread lives on there.
 
+Figures g_own;                 // this process's, unless attach()ed to a page
+Figures *g_fig = &g_own;
+bool g_count = false;          // count requests for Prometheus without StatsD
+const size_t MAX_DURATIONS = 4096;  // then the request's thread sends them
+
 pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-std::string g_batch;      // metrics joined by "\n"
-unsigned g_batch_lines = 0;
+// With g_mu: the durations (us) not yet sent, the status lines of codes
+// that have no counter slot, and what the counters were at the last send.
+std::vector<int64_t> g_durations;
+std::string g_extra;
+unsigned g_extra_lines = 0;
+uint64_t g_sent_requests = 0;
+uint64_t g_sent_status[Figures::STATUS_SLOTS] = {};
 enum class Flusher { NONE, RUNNING, FAILED } g_flusher = Flusher::NONE;
 bool g_atfork = false;
+
+void clear(Figures &f) {
+    f.requests = 0;
+    for (Figures::Status &st : f.status) st.code = 0, st.count = 0;
+    f.status_other = 0;
+    for (auto &n : f.duration_bucket) n = 0;
+    f.duration_sum_us = 0;
+    for (auto &n : f.log_calls) n = 0;
+}
+
+// With g_mu: the next send starts from the figures as they are now.
+void sent_up_to_now() {
+    g_sent_requests = g_fig->requests.load();
+    for (int i = 0; i < Figures::STATUS_SLOTS; ++i) g_sent_status[i] = g_fig->status[i].count.load();
+}
 
 void atfork_prepare() { pthread_mutex_lock(&g_mu); }
 void atfork_parent() { pthread_mutex_unlock(&g_mu); }
 void atfork_child() {
-    // The parent sends what it had; this process starts its own thread
-    // if it ever serves requests.
-    g_batch.clear();
-    g_batch_lines = 0;
+    // The parent sends what it had; this process counts on its own and
+    // starts its own thread if it ever serves requests.
+    g_durations.clear();
+    g_extra.clear();
+    g_extra_lines = 0;
+    g_fig = &g_own;
+    clear(g_own);
+    sent_up_to_now();
     g_flusher = Flusher::NONE;
     pthread_mutex_unlock(&g_mu);
     pthread_cond_init(&g_cv, nullptr);
 }
 
-// Moves the batch into `out` (which leaves its capacity to the batch).
-unsigned take(std::string &out) {
-    out.clear();
+// What came since the last send.
+struct Batch {
+    std::vector<int64_t> durations;
+    uint64_t requests = 0;
+    uint32_t code[Figures::STATUS_SLOTS] = {};
+    uint64_t count[Figures::STATUS_SLOTS] = {};
+    std::string extra;
+    unsigned extra_lines = 0;
+};
+
+// Moves what came since the last send into `b` (its buffers are reused).
+void take(Batch &b) {
+    b.durations.clear();
+    b.extra.clear();
+    Figures &f = *g_fig;
     pthread_mutex_lock(&g_mu);
-    out.swap(g_batch);
-    unsigned n = g_batch_lines;
-    g_batch_lines = 0;
+    b.durations.swap(g_durations);
+    b.extra.swap(g_extra);
+    b.extra_lines = g_extra_lines;
+    g_extra_lines = 0;
+    uint64_t n = f.requests.load(std::memory_order_relaxed);
+    b.requests = n - g_sent_requests;
+    g_sent_requests = n;
+    for (int i = 0; i < Figures::STATUS_SLOTS; ++i) {
+        b.code[i] = f.status[i].code.load(std::memory_order_acquire);
+        n = b.code[i] ? f.status[i].count.load(std::memory_order_relaxed) : 0;
+        b.count[i] = n - g_sent_status[i];
+        g_sent_status[i] = n;
+    }
     pthread_mutex_unlock(&g_mu);
-    return n;
+}
+
+void put_int(std::string &out, int64_t v);
+void put_ms(std::string &out, int64_t duration_us);
+void put_metric(std::string &out, std::string_view prefix, std::string_view name, std::string_view value,
+                std::string_view type, std::string_view suffix);
+
+// Formats the batch into datagrams of up to MAX_PACKET bytes and sends them.
+void send_batch(const Batch &b) {
+    thread_local std::string packet, line, value;
+    packet.clear();
+    unsigned lines = 0;
+    auto push = [&](std::string_view name, const std::string &v, std::string_view type) {
+        line.clear();
+        put_metric(line, g_prefix, name, v, type, g_suffix);
+        if (!packet.empty() && packet.size() + 1 + line.size() > MAX_PACKET) {
+            send_packet(packet, lines);
+            packet.clear();
+            lines = 0;
+        }
+        if (!packet.empty()) packet.push_back('\n');
+        packet.append(line);
+        ++lines;
+    };
+    // statsd.py access(): the timer, then the two counters.
+    for (int64_t us : b.durations) {
+        value.clear();
+        put_ms(value, us);
+        push("gunicorn.request.duration", value, "ms");
+    }
+
+    auto count = [&](std::string_view name, uint64_t n) {
+        value.clear();
+        put_int(value, static_cast<int64_t>(n));
+        push(name, value, "c");
+    };
+    if (b.requests) count("gunicorn.requests", b.requests);
+    for (int i = 0; i < Figures::STATUS_SLOTS; ++i) {
+        if (!b.count[i]) continue;
+        char name[48];
+        int len = std::snprintf(name, sizeof name, "gunicorn.request.status.%u", b.code[i]);
+        count(std::string_view(name, static_cast<size_t>(len)), b.count[i]);
+    }
+    if (b.extra_lines) {
+        if (!packet.empty() && packet.size() + 1 + b.extra.size() > MAX_PACKET) {
+            send_packet(packet, lines);
+            packet.clear();
+            lines = 0;
+        }
+        if (!packet.empty()) packet.push_back('\n');
+        packet.append(b.extra);
+        lines += b.extra_lines;
+    }
+    send_packet(packet, lines);
+}
+
+void take_and_send() {
+    thread_local Batch b;
+    take(b);
+    send_batch(b);
 }
 
 void *flusher(void *) {
     t_flusher = true;
-    std::string out;
     for (;;) {
         pthread_mutex_lock(&g_mu);
-        while (g_batch.empty()) pthread_cond_wait(&g_cv, &g_mu);
+        while (g_durations.empty()) pthread_cond_wait(&g_cv, &g_mu);
         pthread_mutex_unlock(&g_mu);
         struct timespec ts = {0, FLUSH_MS * 1000000};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
         }
-        unsigned n = take(out);
-        send_packet(out, n);
+        take_and_send();
     }
     return nullptr;
 }
@@ -202,6 +315,7 @@ void start_flusher() {
     if (!g_atfork) g_atfork = pthread_atfork(atfork_prepare, atfork_parent, atfork_child) == 0;
     g_flusher = Flusher::FAILED;
     if (!g_atfork) return;
+    g_durations.reserve(MAX_DURATIONS);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -215,31 +329,25 @@ void start_flusher() {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
-// Adds one request's metrics; sends the batch first when they would not
-// fit in its datagram. Without a flusher thread, sends them at once.
-void add(const std::string &lines, unsigned n) {
-    thread_local std::string full;
-    unsigned full_lines = 0;
+// Keeps one request's duration (and its status line when its code has no
+// counter slot) for the flusher. Without a flusher thread, or when the
+// buffer is full, sends at once.
+void add(int64_t duration_us, int lone_code) {
     pthread_mutex_lock(&g_mu);
     if (g_flusher == Flusher::NONE) start_flusher();
-    if (g_flusher != Flusher::RUNNING) {
-        pthread_mutex_unlock(&g_mu);
-        send_packet(lines, n);
-        return;
+    bool wake = g_durations.empty();
+    g_durations.push_back(duration_us);
+    if (lone_code >= 0) {
+        char name[48];
+        int len = std::snprintf(name, sizeof name, "gunicorn.request.status.%d", lone_code);
+        if (!g_extra.empty()) g_extra.push_back('\n');
+        put_metric(g_extra, g_prefix, std::string_view(name, static_cast<size_t>(len)), "1", "c", g_suffix);
+        ++g_extra_lines;
     }
-    if (!g_batch.empty() && g_batch.size() + 1 + lines.size() > MAX_PACKET) {
-        full.clear();
-        full.swap(g_batch);
-        full_lines = g_batch_lines;
-        g_batch_lines = 0;
-    }
-    bool wake = g_batch.empty();
-    if (!wake) g_batch.push_back('\n');
-    g_batch.append(lines);
-    g_batch_lines += n;
+    bool now = g_flusher != Flusher::RUNNING || g_durations.size() >= MAX_DURATIONS;
     pthread_mutex_unlock(&g_mu);
-    if (wake) pthread_cond_signal(&g_cv);
-    if (full_lines) send_packet(full, full_lines);
+    if (now) take_and_send();
+    else if (wake) pthread_cond_signal(&g_cv);
 }
 
 // Appends "<prefix><name>:<value>|<type>[|@1.0][|#tags]" to `out`.
@@ -255,10 +363,35 @@ void put_metric(std::string &out, std::string_view prefix, std::string_view name
     out.append(suffix);
 }
 
+// Decimal digits of v, without snprintf: the flusher writes one per
+// request.
 void put_int(std::string &out, int64_t v) {
     char buf[24];
-    int n = std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
-    out.append(buf, static_cast<size_t>(n > 0 ? n : 0));
+    char *end = buf + sizeof buf, *p = end;
+    uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+    do {
+        *--p = static_cast<char>('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    out.append(p, static_cast<size_t>(end - p));
+}
+
+// Appends format_ms(duration_us).
+void put_ms(std::string &out, int64_t duration_us) {
+    if (duration_us < 0) duration_us = 0;
+    put_int(out, duration_us / 1000);
+    out.push_back('.');
+    int frac = static_cast<int>(duration_us % 1000);
+    if (frac == 0) {
+        out.push_back('0');
+        return;
+    }
+    char d[4] = {static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                 static_cast<char>('0' + frac % 10), 0};
+    int len = 3;
+    while (d[len - 1] == '0') --len;
+    out.append(d, static_cast<size_t>(len));
 }
 
 void send_one(std::string_view name, int64_t value, std::string_view type) {
@@ -299,20 +432,8 @@ std::string normalize_prefix(std::string_view prefix) {
 }
 
 std::string format_ms(int64_t duration_us) {
-    if (duration_us < 0) duration_us = 0;
     std::string out;
-    put_int(out, duration_us / 1000);
-    out.push_back('.');
-    int frac = static_cast<int>(duration_us % 1000);
-    if (frac == 0) {
-        out.push_back('0');
-        return out;
-    }
-    char d[4] = {static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
-                 static_cast<char>('0' + frac % 10), 0};
-    int len = 3;
-    while (d[len - 1] == '0') --len;
-    out.append(d, static_cast<size_t>(len));
+    put_ms(out, duration_us);
     return out;
 }
 
@@ -338,6 +459,14 @@ std::string format_metric(std::string_view prefix, std::string_view name, std::s
 void configure(const std::string &host, int port, const std::string &prefix, const std::string &tags,
                bool backlog_metric) {
     close_socket();
+    // Requests counted with StatsD off, or sent to the previous receiver,
+    // are not sent to this one.
+    pthread_mutex_lock(&g_mu);
+    g_durations.clear();
+    g_extra.clear();
+    g_extra_lines = 0;
+    sent_up_to_now();
+    pthread_mutex_unlock(&g_mu);
     g_prefix = normalize_prefix(prefix);
     g_suffix = tags.empty() ? std::string() : "|#" + tags;
     g_backlog = backlog_metric;
@@ -390,27 +519,48 @@ void configure(const std::string &host, int port, const std::string &prefix, con
     if (g_fd < 0) LOG_WARNING("statsd: cannot use %s:%d: %s; no metrics are sent", host.c_str(), port, std::strerror(err));
 }
 
-bool enabled() { return g_fd >= 0; }
+bool enabled() { return g_fd >= 0 || g_count; }
+
+void attach(Figures *figures) {
+    pthread_mutex_lock(&g_mu);
+    g_fig = figures ? figures : &g_own;
+    sent_up_to_now();
+    pthread_mutex_unlock(&g_mu);
+}
+
+void count_requests(bool on) { g_count = on; }
+
+std::atomic<uint64_t> *status_counter(Figures &f, int code) {
+    if (code <= 0 || code > 999) return nullptr;
+    auto want = static_cast<uint32_t>(code);
+    for (Figures::Status &st : f.status) {
+        uint32_t have = st.code.load(std::memory_order_acquire);
+        if (have == 0 && !st.code.compare_exchange_strong(have, want)) {
+            // another thread took it meanwhile: `have` is its code
+        } else if (have == 0) {
+            return &st.count;
+        }
+        if (have == want) return &st.count;
+    }
+    return nullptr;
+}
 
 void request(std::string_view status, int64_t duration_us) {
+    if (g_fd < 0 && !g_count) return;  // called for the access log alone
+    Figures &f = *g_fig;
+    if (duration_us < 0) duration_us = 0;
+    f.requests.fetch_add(1, std::memory_order_relaxed);
+    int code = status_code(status);
+    std::atomic<uint64_t> *per_code = status_counter(f, code);
+    if (per_code) per_code->fetch_add(1, std::memory_order_relaxed);
+    else if (code >= 0) f.status_other.fetch_add(1, std::memory_order_relaxed);
+    int bucket = 0;
+    while (bucket < Figures::BUCKETS && duration_us > Figures::BUCKET_US[bucket]) ++bucket;
+    f.duration_bucket[bucket].fetch_add(1, std::memory_order_relaxed);
+    f.duration_sum_us.fetch_add(static_cast<uint64_t>(duration_us), std::memory_order_relaxed);
     if (g_fd < 0) return;
     if (g_pending_warning.load(std::memory_order_relaxed)) warn_now(g_pending_warning.exchange(0));
-    // statsd.py access(): timer, then the two counters, in that order.
-    thread_local std::string lines;
-    lines.clear();
-    put_metric(lines, g_prefix, "gunicorn.request.duration", format_ms(duration_us), "ms", g_suffix);
-    lines.push_back('\n');
-    put_metric(lines, g_prefix, "gunicorn.requests", "1", "c", g_suffix);
-    int code = status_code(status);
-    unsigned n = 2;
-    if (code >= 0) {
-        char name[48];
-        int len = std::snprintf(name, sizeof name, "gunicorn.request.status.%d", code);
-        lines.push_back('\n');
-        put_metric(lines, g_prefix, std::string_view(name, static_cast<size_t>(len)), "1", "c", g_suffix);
-        n = 3;
-    }
-    add(lines, n);
+    add(duration_us, per_code || code < 0 ? -1 : code);
 }
 
 void metric(std::string_view name, std::string_view value, std::string_view type) {
@@ -422,14 +572,17 @@ void metric(std::string_view name, std::string_view value, std::string_view type
 }
 
 void flush() {
-    if (g_fd < 0) return;
-    thread_local std::string out;
-    unsigned n = take(out);
-    send_packet(out, n);
+    if (g_fd >= 0) take_and_send();
 }
 
 void log_call(const char *level) {
-    if (g_fd < 0 || t_reporting) return;
+    if (t_reporting) return;
+    int idx = std::strcmp(level, "critical") == 0    ? Figures::CRITICAL
+              : std::strcmp(level, "error") == 0     ? Figures::ERROR
+              : std::strcmp(level, "exception") == 0 ? Figures::EXCEPTION
+                                                     : Figures::WARNING;
+    g_fig->log_calls[idx].fetch_add(1, std::memory_order_relaxed);
+    if (g_fd < 0) return;
     char name[32];
     int len = std::snprintf(name, sizeof name, "gunicorn.log.%s", level);
     flush();
@@ -438,6 +591,10 @@ void log_call(const char *level) {
     put_metric(msg, g_prefix, std::string_view(name, static_cast<size_t>(len)), "1", "c", g_suffix);
     send_packet(msg, 1);
 }
+
+const Figures &own() { return g_own; }
+
+bool listen_backlog(const std::vector<Listener> &listeners, int64_t &total) { return backlog(listeners, total); }
 
 void master_metrics(int workers, const std::vector<Listener> &listeners) {
     // arbiter.py manage_workers: the gauge only when the count changed.

@@ -8,6 +8,7 @@
 #include "cunicorn/config.h"
 #include "cunicorn/control.h"
 #include "cunicorn/hooks.h"
+#include "cunicorn/prometheus.h"
 #include "cunicorn/sock.h"
 #include "cunicorn/worker.h"
 
@@ -83,6 +84,7 @@ private:
     control::Json change_workers(int delta) override;
     control::Json kill_worker(long pid) override;
     void post_signal(int sig) override;
+    std::string metrics() override;
 
     Config cfg_;
     std::vector<Listener> listeners_;
@@ -118,6 +120,9 @@ private:
     control::Server control_;
     double start_time_ = 0;    // wall clock, seconds
     long workers_spawned_ = 0, workers_killed_ = 0, reloads_ = 0;
+    // The Prometheus endpoint, and the figures of the workers that are gone.
+    control::Server metrics_;
+    prometheus::Totals retired_;
 };
 
 }  // namespace cunicorn

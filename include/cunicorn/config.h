@@ -172,6 +172,7 @@ struct Config {
     std::string control_socket;
     int control_socket_mode = 0600;
     bool control_socket_disable = false;
+    std::string prometheus_bind;        // "" = no Prometheus endpoint
 
     // Process Naming
     std::string proc_name;              // "" = default_proc_name

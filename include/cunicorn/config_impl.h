@@ -130,6 +130,7 @@ V v_group(const V &v);
 V v_chdir(const V &v);
 V v_virtualenv(const V &v);
 V v_statsd_address(const V &v);
+V v_prometheus_bind(const V &v);
 V v_reload_engine(const V &v);
 V v_header_map(const V &v);
 V v_proxy_protocol(const V &v);

@@ -84,6 +84,8 @@ public:
     virtual Json kill_worker(long pid) = 0;
     // Queues sig for the master loop, as if it had been received.
     virtual void post_signal(int sig) = 0;
+    // The Prometheus exposition text (prometheus.h).
+    virtual std::string metrics() = 0;
 
 protected:
     ~Master() = default;
@@ -94,6 +96,11 @@ Json dispatch(std::string_view payload, Master &master);
 
 // The server side, polled by the master's loop: never blocks, closes
 // clients idle for 300 s, answers at most MAX_CLIENTS at once.
+//
+// The same server answers the Prometheus endpoint (start_metrics): one
+// HTTP/1.1 request per connection, its head at most 8 KiB, answered and
+// closed (prometheus::respond); a client gets 10 s from its connection
+// to its answer's last byte.
 class Server {
 public:
     Server() = default;
@@ -106,6 +113,12 @@ public:
     // can connect); replaces a stale socket. On failure logs one warning
     // and leaves the server off.
     bool start(const std::string &path, int mode);
+    // Serves the Prometheus endpoint at `address` (bind's syntax:
+    // HOST:PORT, [V6]:PORT or unix:PATH), unless it already does; "" stops
+    // it. SO_REUSEPORT on TCP, so that a USR2 successor binds the address
+    // while its predecessor still serves it. On failure logs one warning
+    // and leaves the server off.
+    bool metrics_at(const std::string &address);
     // Flushes what replies it can, closes, and removes the socket file if
     // it is still ours.
     void stop();
@@ -124,12 +137,21 @@ private:
         int fd = -1;
         std::string in, out;
         int64_t last_ms = 0;
+        int64_t accepted_ms = 0;
         bool closing = false;   // reply what is queued, then close
+        bool eof = false;       // the client ended its side
+        bool shut = false;      // ours is ended (metrics): waiting for its end
     };
     void accept_clients();
     void read_client(Client &c);
     void process(Client &c, Master &master);
+    void process_http(Client &c, Master &master);
     void write_client(Client &c);
+    bool expired(const Client &c, int64_t now) const;
+    void listening_at(const std::string &path);
+
+    bool http_ = false;   // the Prometheus endpoint
+    std::string address_; // its address, as configured
 
     int listen_fd_ = -1;
     std::string path_;

@@ -8,6 +8,7 @@
 #define CUNICORN_WORKER_H
 
 #include "cunicorn/sock.h"
+#include "cunicorn/statsd.h"
 
 #include <sys/types.h>
 
@@ -41,6 +42,9 @@ struct WorkerStatus {
     // For the control socket's "show workers", written by the worker.
     uint64_t requests;             // requests served (worker.nr)
     uint32_t connections;          // connections held
+    // Requests by status and duration, log calls: StatsD's figures, read
+    // by the master's Prometheus endpoint (statsd::attach).
+    statsd::Figures figures;
 };
 
 struct WorkerInfo {

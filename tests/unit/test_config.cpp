@@ -143,7 +143,8 @@ const char *const GUNICORN_SETTINGS[] = {
 
 // cunicorn's own, after gunicorn's.
 const char *const CUNICORN_SETTINGS[] = {"virtualenv", "limit_request_header_size", "limit_request_body",
-                                         "permit_missing_host", "request_timeout", "access_log_json"};
+                                         "permit_missing_host", "request_timeout", "access_log_json",
+                                         "prometheus_bind"};
 
 // A virtualenv as python3 -m venv leaves it, as far as cunicorn looks:
 // pyvenv.cfg with the given version line.
@@ -208,6 +209,7 @@ TEST(config_table_flags_are_gunicorns_spellings) {
     CHECK_EQ(flags("reload_extra_files"), "--reload-extra-file");
     CHECK_EQ(flags("syslog_addr"), "--log-syslog-to");
     CHECK_EQ(flags("virtualenv"), "--virtualenv");
+    CHECK_EQ(flags("prometheus_bind"), "--prometheus-bind");
     CHECK_EQ(flags("wsgi_app"), "");
     CHECK_EQ(flags("post_fork"), "");
     CHECK(find_setting("proxy_protocol")->action == cunicorn::CliAction::OPTIONAL);
@@ -222,7 +224,7 @@ TEST(config_table_support_status) {
                           "reload", "reload_engine", "reload_extra_files", "spew", "paste", "raw_paste_global_conf",
                           "certfile", "keyfile", "ca_certs", "cert_reqs", "ciphers", "suppress_ragged_eofs",
                           "ssl_context", "statsd_host", "syslog", "control_socket", "control_socket_mode",
-                          "control_socket_disable"})
+                          "control_socket_disable", "prometheus_bind"})
         CHECK(find_setting(n)->support == Support::IMPLEMENTED);
     for (const char *n : {"protocol"}) CHECK(find_setting(n)->support == Support::REFUSED);
     for (const char *n : {"http_protocols", "dirty_workers", "ssl_version", "do_handshake_on_connect"})

@@ -4,6 +4,7 @@
 // a time, in two pieces split at every byte, and split after every CRLF.
 // Every call sees its input flush against a PROT_NONE page, so reading one
 // byte past the end faults (pico's test.c).
+#include "cunicorn/control.h"
 #include "cunicorn/http_parser.h"
 #include "harness.h"
 
@@ -24,167 +25,45 @@ namespace http = cunicorn::http;
 namespace {
 
 // ---------------------------------------------------------------------------
-// JSON, just what the corpus schema needs. Strings are latin-1: each
-// code point U+0000..U+00FF is one byte.
+// JSON: the control socket's parser. The corpus's strings are latin-1,
+// each code point U+0000..U+00FF one byte: read_json turns the parsed
+// UTF-8 into that.
 
-struct Json {
-    enum Kind { NUL, BOOL, NUM, STR, ARR, OBJ } kind = NUL;
-    bool b = false;
-    long long n = 0;
-    std::string s;
-    std::vector<Json> a;
-    std::vector<std::pair<std::string, Json>> o;
+using Json = cunicorn::control::Json;
 
-    const Json *get(const char *key) const {
-        for (const auto &kv : o)
-            if (kv.first == key) return &kv.second;
-        return nullptr;
-    }
-    std::string str(const char *key) const {
-        const Json *j = get(key);
-        return j && j->kind == STR ? j->s : std::string();
-    }
-};
+// The member `key` of an object when it is a string, else "".
+std::string str(const Json &j, const char *key) {
+    const Json *v = j.get(key);
+    return v && v->kind == Json::STR ? v->s : std::string();
+}
 
-struct JsonReader {
-    const char *p, *end;
-    std::string error;
+// Valid UTF-8 (parse checked it) to latin-1; false past U+00FF.
+bool to_latin1(std::string &s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) out += char(c);
+        else if ((c == 0xc2 || c == 0xc3) && i + 1 < s.size()) out += char(((c & 0x1f) << 6) | (s[++i] & 0x3f));
+        else return false;
+    }
+    s.swap(out);
+    return true;
+}
 
-    void ws() {
-        while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
-    }
-    bool expect(char c) {
-        ws();
-        if (p < end && *p == c) {
-            ++p;
-            return true;
-        }
-        error = std::string("expected '") + c + "'";
-        return false;
-    }
-    bool literal(const char *w) {
-        size_t n = std::strlen(w);
-        if (size_t(end - p) < n || std::memcmp(p, w, n) != 0) return false;
-        p += n;
-        return true;
-    }
-    bool hex4(unsigned &v) {
-        if (end - p < 4) return false;
-        v = 0;
-        for (int i = 0; i < 4; ++i) {
-            char c = *p++;
-            v <<= 4;
-            if (c >= '0' && c <= '9') v |= unsigned(c - '0');
-            else if (c >= 'a' && c <= 'f') v |= unsigned(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') v |= unsigned(c - 'A' + 10);
-            else return false;
-        }
-        return true;
-    }
-    bool string(std::string &out) {
-        if (!expect('"')) return false;
-        while (p < end && *p != '"') {
-            unsigned char c = static_cast<unsigned char>(*p++);
-            if (c == '\\') {
-                if (p >= end) break;
-                char e = *p++;
-                switch (e) {
-                case '"': out += '"'; break;
-                case '\\': out += '\\'; break;
-                case '/': out += '/'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
-                case 'n': out += '\n'; break;
-                case 'r': out += '\r'; break;
-                case 't': out += '\t'; break;
-                case 'u': {
-                    unsigned v;
-                    if (!hex4(v) || v > 0xff) {
-                        error = "\\u escape outside latin-1";
-                        return false;
-                    }
-                    out += char(v);
-                    break;
-                }
-                default: error = "bad escape"; return false;
-                }
-            } else if (c < 0x80) {
-                out += char(c);
-            } else if ((c & 0xe0) == 0xc0 && p < end) {
-                // A raw UTF-8 sequence in the file: U+0080..U+00FF only.
-                unsigned v = (unsigned(c & 0x1f) << 6) | (static_cast<unsigned char>(*p++) & 0x3f);
-                if (v > 0xff) {
-                    error = "non latin-1 character";
-                    return false;
-                }
-                out += char(v);
-            } else {
-                error = "non latin-1 character";
-                return false;
-            }
-        }
-        return expect('"');
-    }
-    bool value(Json &j) {
-        ws();
-        if (p >= end) {
-            error = "unexpected end";
-            return false;
-        }
-        if (*p == '{') {
-            ++p;
-            j.kind = Json::OBJ;
-            ws();
-            if (p < end && *p == '}') return ++p, true;
-            for (;;) {
-                std::string k;
-                Json v;
-                if (!string(k) || !expect(':') || !value(v)) return false;
-                j.o.emplace_back(std::move(k), std::move(v));
-                ws();
-                if (p < end && *p == ',') {
-                    ++p;
-                    continue;
-                }
-                return expect('}');
-            }
-        }
-        if (*p == '[') {
-            ++p;
-            j.kind = Json::ARR;
-            ws();
-            if (p < end && *p == ']') return ++p, true;
-            for (;;) {
-                Json v;
-                if (!value(v)) return false;
-                j.a.push_back(std::move(v));
-                ws();
-                if (p < end && *p == ',') {
-                    ++p;
-                    continue;
-                }
-                return expect(']');
-            }
-        }
-        if (*p == '"') {
-            j.kind = Json::STR;
-            return string(j.s);
-        }
-        if (literal("true")) return j.kind = Json::BOOL, j.b = true, true;
-        if (literal("false")) return j.kind = Json::BOOL, j.b = false, true;
-        if (literal("null")) return j.kind = Json::NUL, true;
-        if (*p == '-' || (*p >= '0' && *p <= '9')) {
-            char *e = nullptr;
-            std::string num;
-            while (p < end && (*p == '-' || (*p >= '0' && *p <= '9'))) num += *p++;
-            j.kind = Json::NUM;
-            j.n = std::strtoll(num.c_str(), &e, 10);
-            return true;
-        }
-        error = "unexpected character";
-        return false;
-    }
-};
+bool latin1_tree(Json &j) {
+    if (j.kind == Json::STR) return to_latin1(j.s);
+    for (Json &v : j.arr)
+        if (!latin1_tree(v)) return false;
+    for (auto &kv : j.obj)
+        if (!to_latin1(kv.first) || !latin1_tree(kv.second)) return false;
+    return true;
+}
+
+bool read_json(const std::string &text, Json &out, std::string &error) {
+    if (!cunicorn::control::parse(text, out, error)) return false;
+    if (!latin1_tree(out)) return error = "non latin-1 character", false;
+    return true;
+}
 
 bool read_file(const std::string &path, std::string &out) {
     FILE *f = std::fopen(path.c_str(), "rb");
@@ -417,12 +296,12 @@ struct Sample {
 bool apply_config(const Json &cfg, Sample &s, std::string &why) {
     long long line = 4094, fields = 100, field_size = 8190;
     http::Options o;
-    for (const auto &kv : cfg.o) {
+    for (const auto &kv : cfg.obj) {
         const std::string &k = kv.first;
         const Json &v = kv.second;
-        if (k == "limit_request_line") line = v.n;
-        else if (k == "limit_request_fields") fields = v.n;
-        else if (k == "limit_request_field_size") field_size = v.n;
+        if (k == "limit_request_line") line = v.i;
+        else if (k == "limit_request_fields") fields = v.i;
+        else if (k == "limit_request_field_size") field_size = v.i;
         else if (k == "permit_obsolete_folding") o.permit_obsolete_folding = v.b;
         else if (k == "strip_header_spaces") o.strip_header_spaces = v.b;
         else if (k == "permit_unconventional_http_method") o.permit_unconventional_http_method = v.b;
@@ -514,8 +393,8 @@ std::string error_response(http::Error e, const std::string &msg) {
 Fields fields_of(const Json *arr) {
     Fields f;
     if (!arr) return f;
-    for (const Json &pair : arr->a)
-        if (pair.a.size() == 2) f.emplace_back(pair.a[0].s, pair.a[1].s);
+    for (const Json &pair : arr->arr)
+        if (pair.arr.size() == 2) f.emplace_back(pair.arr[0].s, pair.arr[1].s);
     return f;
 }
 
@@ -531,32 +410,32 @@ std::string check_valid(const Sample &s, const Outcome &o) {
         return std::string("unexpected ") + http::error_name(o.error) + ": " + o.message;
     const Json *reqs = s.json.get("requests");
     if (!reqs) return "no requests in JSON";
-    if (o.reqs.size() != reqs->a.size())
-        return "parsed " + std::to_string(o.reqs.size()) + " requests, expected " + std::to_string(reqs->a.size());
+    if (o.reqs.size() != reqs->arr.size())
+        return "parsed " + std::to_string(o.reqs.size()) + " requests, expected " + std::to_string(reqs->arr.size());
     for (size_t i = 0; i < o.reqs.size(); ++i) {
-        const Json &e = reqs->a[i];
+        const Json &e = reqs->arr[i];
         const Parsed &g = o.reqs[i];
         std::string at = "request " + std::to_string(i) + ": ";
         const Json *uri = e.get("uri");
-        if (g.method != e.str("method")) return at + "method " + g.method;
-        if (!uri || g.raw != uri->str("raw")) return at + "raw uri " + g.raw;
-        if (g.path != uri->str("path")) return at + "path " + g.path;
-        if (g.query != uri->str("query")) return at + "query " + g.query;
-        if (g.fragment != uri->str("fragment")) return at + "fragment " + g.fragment;
+        if (g.method != str(e, "method")) return at + "method " + g.method;
+        if (!uri || g.raw != str(*uri, "raw")) return at + "raw uri " + g.raw;
+        if (g.path != str(*uri, "path")) return at + "path " + g.path;
+        if (g.query != str(*uri, "query")) return at + "query " + g.query;
+        if (g.fragment != str(*uri, "fragment")) return at + "fragment " + g.fragment;
         const Json *v = e.get("version");
-        if (!v || v->a.size() != 2 || g.major != v->a[0].n || g.minor != v->a[1].n) return at + "version";
+        if (!v || v->arr.size() != 2 || g.major != v->arr[0].i || g.minor != v->arr[1].i) return at + "version";
         Fields eh = fields_of(e.get("headers"));
         if (g.headers != eh) return at + "headers " + show(g.headers) + " expected " + show(eh);
-        if (g.body != e.str("body"))
+        if (g.body != str(e, "body"))
             return at + "body (" + std::to_string(g.body.size()) + " bytes) " + g.body.substr(0, 60);
         Fields et = fields_of(e.get("trailers"));
         if (g.trailers != et) return at + "trailers " + show(g.trailers) + " expected " + show(et);
         const Json *pi = e.get("proxy_protocol_info");
         if (bool(pi) != g.has_proxy) return at + "proxy_protocol_info presence";
         if (pi) {
-            auto port = [](const Json *j) { return j && j->kind == Json::NUM ? int(j->n) : -1; };
-            if (g.proxy.protocol != pi->str("proxy_protocol") || g.proxy.client_addr != pi->str("client_addr") ||
-                g.proxy.proxy_addr != pi->str("proxy_addr") || g.proxy.client_port != port(pi->get("client_port")) ||
+            auto port = [](const Json *j) { return j && j->kind == Json::INT ? int(j->i) : -1; };
+            if (g.proxy.protocol != str(*pi, "proxy_protocol") || g.proxy.client_addr != str(*pi, "client_addr") ||
+                g.proxy.proxy_addr != str(*pi, "proxy_addr") || g.proxy.client_port != port(pi->get("client_port")) ||
                 g.proxy.proxy_port != port(pi->get("proxy_port")))
                 return at + "proxy info " + g.proxy.protocol + " " + g.proxy.client_addr;
         }
@@ -565,8 +444,8 @@ std::string check_valid(const Sample &s, const Outcome &o) {
 }
 
 std::string check_invalid(const Sample &s, const Outcome &o, const std::string &feed) {
-    std::string want = s.json.str("error");
-    std::string phase = s.json.str("error_phase");
+    std::string want = str(s.json, "error");
+    std::string phase = str(s.json, "error_phase");
     if (o.error == http::Error::NONE) return "no error, expected " + want;
     if (want != http::error_name(o.error))
         return std::string("got ") + http::error_name(o.error) + " (" + o.message + "), expected " + want;
@@ -576,7 +455,7 @@ std::string check_invalid(const Sample &s, const Outcome &o, const std::string &
     bool phase_ok = phase == "head" ? (o.phase == Phase::HEAD || o.phase == Phase::TRAILER) : o.phase == Phase::BODY;
     if (!phase_ok) return "error in the wrong phase, expected " + phase;
     const Json *resp = s.json.get("response");
-    std::string msg = s.json.str("message");
+    std::string msg = str(s.json, "message");
     if (o.error == http::Error::LIMIT_REQUEST_LINE && feed != "whole") {
         // gunicorn reports how much it had buffered, which depends on the
         // reads; only the shape and the limit are fixed.
@@ -597,13 +476,13 @@ std::string check_invalid(const Sample &s, const Outcome &o, const std::string &
 bool load_sample(const std::string &path, Sample &s, std::string &why) {
     std::string text;
     if (!read_file(path, text)) return why = "cannot read", false;
-    JsonReader rd{text.data(), text.data() + text.size(), {}};
-    if (!rd.value(s.json)) return why = "JSON: " + rd.error, false;
-    s.name = s.json.str("name");
-    s.kind = s.json.str("kind");
-    s.wire = s.json.str("wire");
+    std::string error;
+    if (!read_json(text, s.json, error)) return why = "JSON: " + error, false;
+    s.name = str(s.json, "name");
+    s.kind = str(s.json, "kind");
+    s.wire = str(s.json, "wire");
     const Json *wl = s.json.get("wire_length");
-    if (!wl || size_t(wl->n) != s.wire.size()) return why = "wire_length mismatch", false;
+    if (!wl || size_t(wl->i) != s.wire.size()) return why = "wire_length mismatch", false;
     const Json *cfg = s.json.get("config");
     if (cfg && !apply_config(*cfg, s, why)) return false;
     return true;
@@ -616,8 +495,8 @@ bool load_stricter(const char *kind, Json &out, std::string &why) {
     for (int up = 0; up < 2; ++up) dir = dir.substr(0, dir.find_last_of('/'));
     std::string text;
     if (!read_file(dir + "/stricter.json", text)) return why = "cannot read " + dir + "/stricter.json", false;
-    JsonReader rd{text.data(), text.data() + text.size(), {}};
-    if (!rd.value(out)) return why = "stricter.json: " + rd.error, false;
+    std::string error;
+    if (!read_json(text, out, error)) return why = "stricter.json: " + error, false;
     return true;
 }
 
@@ -627,18 +506,18 @@ void apply_stricter(const Json &st, const std::string &key, Sample &s) {
     const Json *host = st.get("permit_missing_host");
     const Json *names = host ? host->get("samples") : nullptr;
     if (names)
-        for (const Json &n : names->a)
+        for (const Json &n : names->arr)
             if (n.s == key) s.opt.permit_missing_host = true;
     const Json *all = st.get("expect");
     const Json *exp = all ? all->get(key.c_str()) : nullptr;
     if (!exp) return;
-    for (const auto &kv : exp->o) {
+    for (const auto &kv : exp->obj) {
         if (kv.first == "rfc" || kv.first == "why") continue;
         if (kv.first == "kind") s.kind = kv.second.s;
         bool replaced = false;
-        for (auto &mine : s.json.o)
+        for (auto &mine : s.json.obj)
             if (mine.first == kv.first) mine.second = kv.second, replaced = true;
-        if (!replaced) s.json.o.push_back(kv);
+        if (!replaced) s.json.obj.push_back(kv);
     }
 }
 

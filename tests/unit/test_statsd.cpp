@@ -1,8 +1,9 @@
-// StatsD and syslog: the datagram and message texts against
+// StatsD, the Prometheus text and syslog: the datagram and message texts against
 // gunicorn/instrument/statsd.py and glogging.py (SysLogHandler), then the
 // real sends, to sockets bound here on loopback and in /tmp.
 #include "cunicorn/config.h"
 #include "cunicorn/log.h"
+#include "cunicorn/prometheus.h"
 #include "cunicorn/sock.h"
 #include "cunicorn/statsd.h"
 #include "harness.h"
@@ -137,16 +138,18 @@ TEST(statsd_sends_request_metrics_over_udp) {
              "web.gunicorn.request.duration:2.5|ms|#env:test\n"
              "web.gunicorn.requests:1|c|@1.0|#env:test\n"
              "web.gunicorn.request.status.404:1|c|@1.0|#env:test");
-    // Several requests share a datagram; a log call sends the batch first.
+    // Several requests share a datagram: every duration, then the
+    // counters carrying their sums; a log call sends the batch first.
     statsd::request("200 OK", 1000);
-    statsd::request("abc", 1000);
+    statsd::request("abc", 1500);
+    statsd::request("200 OK", 2000);
     statsd::log_call("error");
     CHECK_EQ(r.next(),
              "web.gunicorn.request.duration:1.0|ms|#env:test\n"
-             "web.gunicorn.requests:1|c|@1.0|#env:test\n"
-             "web.gunicorn.request.status.200:1|c|@1.0|#env:test\n"
-             "web.gunicorn.request.duration:1.0|ms|#env:test\n"
-             "web.gunicorn.requests:1|c|@1.0|#env:test");
+             "web.gunicorn.request.duration:1.5|ms|#env:test\n"
+             "web.gunicorn.request.duration:2.0|ms|#env:test\n"
+             "web.gunicorn.requests:3|c|@1.0|#env:test\n"
+             "web.gunicorn.request.status.200:2|c|@1.0|#env:test");
     CHECK_EQ(r.next(), "web.gunicorn.log.error:1|c|@1.0|#env:test");
     CHECK(r.quiet());
     statsd_off();
@@ -211,23 +214,116 @@ TEST(statsd_over_a_unix_socket_that_comes_late) {
     log::configure("-", log::Level::INFO, "", "%(s)s");
 }
 
+namespace {
+
+// The metrics of the datagrams that arrive until 100 ms pass without one:
+// the durations seen and each counter's sum; every datagram fits.
+struct Received {
+    int packets = 0;
+    std::vector<std::string> durations;
+    std::vector<std::pair<std::string, long>> counters;  // name, sum; in order of appearance
+
+    long sum(const std::string &name) const {
+        for (const auto &c : counters)
+            if (c.first == name) return c.second;
+        return 0;
+    }
+};
+
+Received receive_all(Receiver &r) {
+    Received got;
+    for (std::string d = r.next(); !d.empty(); d = r.quiet() ? std::string() : r.next()) {
+        ++got.packets;
+        CHECK(d.size() <= 1432);
+        CHECK(d.back() != '\n');
+        size_t at = 0;
+        while (at <= d.size()) {
+            size_t end = d.find('\n', at);
+            if (end == std::string::npos) end = d.size();
+            std::string line = d.substr(at, end - at);
+            at = end + 1;
+            size_t colon = line.find(':'), bar = line.find('|');
+            CHECK(colon != std::string::npos && bar != std::string::npos && colon < bar);
+            std::string name = line.substr(0, colon), value = line.substr(colon + 1, bar - colon - 1);
+            std::string type = line.substr(bar);
+            if (type == "|ms") {
+                CHECK_EQ(name, "gunicorn.request.duration");
+                got.durations.push_back(value);
+                continue;
+            }
+            CHECK_EQ(type, "|c|@1.0");
+            bool seen = false;
+            for (auto &c : got.counters)
+                if (c.first == name) c.second += std::atol(value.c_str()), seen = true;
+            if (!seen) got.counters.emplace_back(name, std::atol(value.c_str()));
+        }
+    }
+    return got;
+}
+
+}  // namespace
+
 TEST(statsd_batches_fit_a_datagram) {
     Receiver r;
     statsd::configure("127.0.0.1", r.port, "", "", false);
-    for (int i = 0; i < 100; ++i) statsd::request("200 OK", 1000);
+    for (int i = 0; i < 100; ++i) statsd::request(i % 4 ? "200 OK" : "404 Not Found", 1000 + i);
     statsd::flush();
-    int requests = 0, packets = 0;
-    for (std::string d = r.next(); !d.empty(); d = r.quiet() ? std::string() : r.next()) {
-        ++packets;
-        CHECK(d.size() <= 1432);
-        CHECK(d.back() != '\n');
-        for (size_t at = d.find("gunicorn.requests:1|c|@1.0"); at != std::string::npos;
-             at = d.find("gunicorn.requests:1|c|@1.0", at + 1))
-            ++requests;
-    }
-    CHECK_EQ(requests, 100);
-    CHECK(packets >= 7);
+    Received got = receive_all(r);
+    // Every timer is sent (they do not add up); the counters add up.
+    CHECK_EQ(got.durations.size(), 100u);
+    CHECK_EQ(got.durations.front(), "1.0");
+    CHECK_EQ(got.durations.back(), "1.099");
+    CHECK_EQ(got.sum("gunicorn.requests"), 100);
+    CHECK_EQ(got.sum("gunicorn.request.status.200"), 75);
+    CHECK_EQ(got.sum("gunicorn.request.status.404"), 25);
+    CHECK(got.packets >= 3);
     statsd_off();
+}
+
+TEST(statsd_counts_add_up_past_the_status_table) {
+    // More distinct codes than counter slots: the codes past the table
+    // are sent one line per request, and the counts still add up.
+    Receiver r;
+    statsd::configure("127.0.0.1", r.port, "", "", false);
+    int codes = cunicorn::statsd::Figures::STATUS_SLOTS + 8;
+    for (int round = 0; round < 3; ++round)
+        for (int c = 0; c < codes; ++c) statsd::request(std::to_string(200 + c) + " X", 10);
+    statsd::request("1000 Too Big", 10);
+    statsd::flush();
+    Received got = receive_all(r);
+    CHECK_EQ(got.durations.size(), static_cast<size_t>(3 * codes + 1));
+    CHECK_EQ(got.sum("gunicorn.requests"), 3 * codes + 1);
+    for (int c = 0; c < codes; ++c) CHECK_EQ(got.sum("gunicorn.request.status." + std::to_string(200 + c)), 3);
+    CHECK_EQ(got.sum("gunicorn.request.status.1000"), 1);
+    statsd_off();
+}
+
+TEST(statsd_figures_count_requests_and_log_calls) {
+    // What the Prometheus endpoint reads: counted with StatsD off too,
+    // when asked to.
+    static cunicorn::statsd::Figures f;  // zero bytes, as a fresh page
+    statsd::attach(&f);
+    statsd::count_requests(true);
+    CHECK(statsd::enabled());
+    statsd::request("200 OK", 5000);     // <= 5 ms: the first bucket
+    statsd::request("200 OK", 5001);
+    statsd::request("503 Busy", 20000000);  // past the last bound
+    statsd::request("weird", 1);
+    statsd::log_call("warning");
+    statsd::log_call("exception");
+    CHECK_EQ(f.requests.load(), 4u);
+    CHECK_EQ(statsd::status_counter(f, 200)->load(), 2u);
+    CHECK_EQ(statsd::status_counter(f, 503)->load(), 1u);
+    CHECK_EQ(f.status_other.load(), 0u);
+    CHECK_EQ(f.duration_bucket[0].load(), 2u);  // 5000 us and 1 us
+    CHECK_EQ(f.duration_bucket[1].load(), 1u);
+    CHECK_EQ(f.duration_bucket[cunicorn::statsd::Figures::BUCKETS].load(), 1u);
+    CHECK_EQ(f.duration_sum_us.load(), 5000u + 5001u + 20000000u + 1u);
+    CHECK_EQ(f.log_calls[cunicorn::statsd::Figures::WARNING].load(), 1u);
+    CHECK_EQ(f.log_calls[cunicorn::statsd::Figures::EXCEPTION].load(), 1u);
+    statsd::count_requests(false);
+    statsd::attach(nullptr);
+    CHECK(!statsd::enabled());
 }
 
 TEST(statsd_workers_gauge_only_on_change) {
@@ -359,4 +455,69 @@ TEST(syslog_configure_sends_error_and_access_lines) {
     cfg.syslog = false;
     cfg.errorlog = "-";
     log::configure(cfg);
+}
+
+TEST(prometheus_text_of_a_snapshot) {
+    namespace prom = cunicorn::prometheus;
+    prom::Snapshot s;
+    s.totals.requests = 3;
+    s.totals.status[200] = 2;
+    s.totals.status[404] = 1;
+    s.totals.duration_bucket[0] = 2;                               // <= 5 ms
+    s.totals.duration_bucket[cunicorn::statsd::Figures::BUCKETS] = 1;  // > 10 s
+    s.totals.duration_sum_us = 12500000;
+    s.totals.log_calls[cunicorn::statsd::Figures::ERROR] = 4;
+    prom::Worker w;
+    w.pid = 42;
+    w.age = 7;
+    w.requests = 3;
+    w.connections = 1;
+    s.workers.push_back(w);  // rss unknown: no sample
+    s.workers_target = 2;
+    std::string t = prom::render(s);
+    auto has = [&](const std::string &line) { return t.find("\n" + line + "\n") != std::string::npos; };
+    CHECK(t.rfind("# HELP gunicorn_requests_total ", 0) == 0);
+    CHECK(has("# TYPE gunicorn_requests_total counter"));
+    CHECK(has("gunicorn_requests_total 3"));
+    CHECK(has("gunicorn_request_status_total{code=\"200\"} 2"));
+    CHECK(has("gunicorn_request_status_total{code=\"404\"} 1"));
+    CHECK(has("# TYPE gunicorn_request_duration_seconds histogram"));
+    CHECK(has("gunicorn_request_duration_seconds_bucket{le=\"0.005\"} 2"));
+    CHECK(has("gunicorn_request_duration_seconds_bucket{le=\"10\"} 2"));
+    CHECK(has("gunicorn_request_duration_seconds_bucket{le=\"+Inf\"} 3"));
+    CHECK(has("gunicorn_request_duration_seconds_sum 12.5"));
+    CHECK(has("gunicorn_request_duration_seconds_count 3"));
+    CHECK(has("gunicorn_log_messages_total{level=\"error\"} 4"));
+    CHECK(has("gunicorn_workers 1"));
+    CHECK(has("gunicorn_workers_target 2"));
+    CHECK(has("gunicorn_worker_requests_total{pid=\"42\",age=\"7\"} 3"));
+    CHECK(has("gunicorn_worker_connections{pid=\"42\",age=\"7\"} 1"));
+    CHECK(t.find("gunicorn_worker_resident_memory_bytes{") == std::string::npos);
+    CHECK(t.find("gunicorn_backlog") == std::string::npos);
+    CHECK(t.back() == '\n');
+}
+
+TEST(prometheus_http_verdicts) {
+    namespace prom = cunicorn::prometheus;
+    using V = prom::Verdict;
+    CHECK(prom::judge("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") == V::OK);
+    CHECK(prom::judge("GET /metrics?name[]=x HTTP/1.0\n\n") == V::OK);
+    CHECK(prom::judge("HEAD /metrics HTTP/1.1\r\n\r\n") == V::HEAD_OK);
+    CHECK(prom::judge("POST /metrics HTTP/1.1\r\n\r\n") == V::METHOD_NOT_ALLOWED);
+    CHECK(prom::judge("GET / HTTP/1.1\r\n\r\n") == V::NOT_FOUND);
+    CHECK(prom::judge("GET /metricsx HTTP/1.1\r\n\r\n") == V::NOT_FOUND);
+    CHECK(prom::judge("GET /metrics HTTP/2.0\r\n\r\n") == V::BAD_REQUEST);
+    CHECK(prom::judge("GET /metrics\r\n\r\n") == V::BAD_REQUEST);
+    CHECK(prom::judge("GET  /metrics HTTP/1.1\r\n\r\n") == V::BAD_REQUEST);
+    CHECK(prom::judge("GET http://x/metrics HTTP/1.1\r\n\r\n") == V::BAD_REQUEST);
+    CHECK(prom::judge("GET /met\x01rics HTTP/1.1\r\n\r\n") == V::BAD_REQUEST);
+    CHECK_EQ(prom::response(V::OK, "a 1\n"),
+             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+             "Content-Length: 4\r\nConnection: close\r\n\r\na 1\n");
+    CHECK_EQ(prom::response(V::HEAD_OK, "a 1\n"),
+             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+             "Content-Length: 4\r\nConnection: close\r\n\r\n");
+    CHECK_EQ(prom::response(V::METHOD_NOT_ALLOWED, ""),
+             "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n"
+             "Content-Length: 23\r\nAllow: GET, HEAD\r\nConnection: close\r\n\r\n405 Method Not Allowed\n");
 }
