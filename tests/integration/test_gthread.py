@@ -68,6 +68,14 @@ def app(environ, start_response):
         body = str(os.getpid()).encode()
     elif path == '/produced':
         body = str(produced).encode()
+    elif path.startswith('/hold/'):
+        # Until the test creates the file release-NAME (bounded).
+        release = os.path.join(HERE, 'release-' + path.rsplit('/', 1)[1])
+        for _ in range(600):
+            if os.path.exists(release):
+                break
+            time.sleep(0.05)
+        body = b'held'
     elif path == '/stuck':
         open(os.path.join(HERE, 'stuck'), 'w').close()
         time.sleep(30)
@@ -191,24 +199,33 @@ class GthreadTest(unittest.TestCase):
                 s.close()
 
     def test_worker_connections_bound(self):
-        # At the bound, the worker accepts nothing more; below it, it does.
+        # At the bound with every connection mid-request, the worker accepts
+        # nothing more; once one is idle, the oldest idle one makes room.
         args = ['-w', '1', '--worker-connections', '2', '--keep-alive', '30'] + gthread_args(2)
         with Server(APP, args=args) as srv:
             held = [srv.connect(), srv.connect()]
-            for c in held:
-                c.send(build_request('GET', '/'))
-                self.assertEqual(c.read_response().body, b'hello')
-            third = srv.connect()
+            third = None
             try:
+                held[0].send(build_request('GET', '/hold/a'))
+                held[1].send(build_request('GET', '/hold/b'))
+                third = srv.connect()
                 third.send(build_request('GET', '/', close=True))
                 r, _, _ = select.select([third.sock], [], [], 1.0)
-                self.assertEqual(r, [])          # not accepted while 2 are held
-                held.pop().close()
+                self.assertEqual(r, [])          # not accepted while both are busy
+                server.write_file(srv.path('release-a'), '')
+                self.assertEqual(held[0].read_response().body, b'held')
+                # held[0] is idle now: it is closed to make room for the third.
                 self.assertEqual(third.read_response().body, b'hello')
+                self.assertTrue(held[0].wait_closed(10))
+                # The busy one was left alone.
+                server.write_file(srv.path('release-b'), '')
+                self.assertEqual(held[1].read_response().body, b'held')
+                held[1].send(build_request('GET', '/'))
+                self.assertEqual(held[1].read_response().body, b'hello')
             finally:
-                third.close()
-                for c in held:
-                    c.close()
+                for c in held + [third]:
+                    if c:
+                        c.close()
 
     @server.timeout(180)
     def test_slow_header_clients_do_not_hold_threads(self):
