@@ -7,10 +7,14 @@ may be loaded. The other suites run under gthread too (tests/run.py's
 class passes).
 """
 
+import json
 import os
 import select
+import shutil
 import signal
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -112,6 +116,19 @@ def gather(srv, clients, want):
         t.join(90)
     assert [r.status for r in results] == [200] * clients, [r.status for r in results]
     return max(int(r.body) for r in results)
+
+
+def show_workers(sock):
+    """`cunicorn ctl show workers --json`: the workers' entries."""
+    out = subprocess.run([server.binary(), 'ctl', '-s', sock, '--json', 'show', 'workers'],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, timeout=60 * server.SLOW).stdout
+    data = json.loads(out)
+    return data['workers'] if isinstance(data, dict) else data
+
+
+def in_flight(sock):
+    workers = show_workers(sock)
+    return workers[0]['requests_in_flight'] if workers else []
 
 
 class GthreadTest(unittest.TestCase):
@@ -226,6 +243,35 @@ class GthreadTest(unittest.TestCase):
                 for c in held + [third]:
                     if c:
                         c.close()
+
+    def test_show_workers_lists_every_request_in_flight(self):
+        # 4 requests held in the application of one worker: the control
+        # socket shows 4 in flight, with their paths, oldest first.
+        sock = os.path.join(tempfile.mkdtemp(prefix='cunicorn-ctl-'), 'ctl.sock')
+        args = ['-w', '1', '--control-socket', sock] + gthread_args(4)
+        with Server(APP, args=args) as srv:
+            conns = [srv.connect() for _ in range(4)]
+            try:
+                for i, c in enumerate(conns):
+                    c.send(build_request('GET', '/hold/x?n=%d' % i, close=True))
+                    self.assertTrue(server.wait_for(lambda: len(in_flight(sock)) == i + 1, 30))
+                running = in_flight(sock)
+                self.assertEqual([r['path'] for r in running], ['/hold/x?n=%d' % i for i in range(4)])
+                self.assertEqual({(r['method'], r['peer']) for r in running}, {('GET', '127.0.0.1')})
+                worker = show_workers(sock)[0]
+                self.assertEqual(worker['current_request']['path'], '/hold/x?n=0')
+                text = subprocess.run([server.binary(), 'ctl', '-s', sock, 'show', 'workers'],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      timeout=60 * server.SLOW).stdout.decode()
+                self.assertIn('GET /hold/x?n=0', text)
+                self.assertIn('+3 more', text)
+                server.write_file(srv.path('release-x'), '')
+                self.assertEqual([c.read_response().body for c in conns], [b'held'] * 4)
+                self.assertTrue(server.wait_for(lambda: not in_flight(sock), 30))
+            finally:
+                for c in conns:
+                    c.close()
+                shutil.rmtree(os.path.dirname(sock), True)
 
     @server.timeout(180)
     def test_slow_header_clients_do_not_hold_threads(self):
