@@ -355,6 +355,58 @@ class GthreadTest(unittest.TestCase):
         finally:
             srv.stop()
 
+    @server.timeout(150)
+    def test_worker_int_and_abort_see_the_stuck_threads(self):
+        # worker_int (INT, QUIT) and worker_abort (ABRT) run with requests
+        # stuck in application threads: the hook's sys._current_frames()
+        # shows where (the app's sleep), and the worker exits at once
+        # instead of waiting for them.
+        conf = r'''
+import os, sys, threading, traceback
+
+def dump(worker, name):
+    frames = sys._current_frames()
+    text = ''.join('thread %s\n%s' % (ident, ''.join(traceback.format_stack(f))) for ident, f in frames.items())
+    with open(os.path.join(os.getcwd(), '%s-%d' % (name, worker.pid)), 'w') as out:
+        out.write('%s %d\n' % (threading.current_thread() is threading.main_thread(), len(frames)) + text)
+
+def worker_int(worker):
+    dump(worker, 'int')
+
+def worker_abort(worker):
+    dump(worker, 'abort')
+'''
+        for sig, name in ((signal.SIGINT, 'int'), (signal.SIGQUIT, 'int'), (signal.SIGABRT, 'abort')):
+            with self.subTest(signal=sig.name):
+                srv = Server(APP)
+                srv._prepare()
+                server.write_file(srv.path('conf.py'), conf)
+                srv.args = ['-w', '1', '-c', srv.path('conf.py'), '--graceful-timeout', '60'] + gthread_args(2)
+                conns = []
+                try:
+                    srv.start()
+                    worker = srv.worker_pid()
+                    conns = [srv.connect() for _ in range(2)]
+                    for c in conns:
+                        c.send(build_request('GET', '/stuck', close=True))
+                    self.assertTrue(server.wait_for(lambda: os.path.exists(srv.path('stuck')), 30))
+                    time.sleep(0.3)  # both threads inside the sleep
+                    os.kill(worker, sig)
+                    # Promptly: the stuck requests would sleep 30 s.
+                    self.assertTrue(server.wait_for(lambda: not server.pid_alive(worker), 15),
+                                    server.tail(srv.log_text()))
+                    dump = server.read_text(srv.path('%s-%d' % (name, worker)))
+                    first, _, stacks = dump.partition('\n')
+                    self.assertEqual(first.split()[0], 'True')   # on the loop (main) thread
+                    self.assertGreaterEqual(int(first.split()[1]), 3)
+                    self.assertEqual(stacks.count('time.sleep(30)'), 2, dump)
+                    # The master replaces it.
+                    self.assertEqual(srv.get('/').body, b'hello')
+                finally:
+                    for c in conns:
+                        c.close()
+                    srv.stop()
+
     def test_max_requests_is_a_hard_limit(self):
         with Server(APP, args=['-w', '1', '--max-requests', '5'] + gthread_args(4)) as srv:
             counts = {}
