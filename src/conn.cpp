@@ -237,11 +237,15 @@ struct Work {
     uint64_t drained = 0;
     http::ChunkedDecoder drain_dec;
 
-    // The buffers the connection borrows (InBuf storage, output string
-    // capacity) while it has this part.
+    // Response bytes not sent yet, from out_off, and those that follow a
+    // queued file (Conn::file_fd; chunk framing).
+    std::string out;
+    size_t out_off = 0;
+    std::string tail;
+
+    // The storage the connection's InBuf borrows while it has this part.
     std::unique_ptr<char[]> in_store;
     size_t in_cap = 0;
-    std::string out_store;
 };
 
 struct Conn {
@@ -253,8 +257,6 @@ struct Conn {
     bool trusted = false;
 
     InBuf in;
-    std::string out;
-    size_t out_off = 0;
     Work *w = nullptr;          // while the connection has work (take_work)
     bool busy = false;          // the executor has the request
     bool submitting = false;    // inside Executor::submit
@@ -277,13 +279,12 @@ struct Conn {
     Conn *idle_next = nullptr;
     bool idle = false;
 
-    // A file queued behind `out` (wsgi.file_wrapper, sent with sendfile
-    // from the loop so a slow reader does not hold the worker), and the
-    // bytes that follow it (chunk framing).
+    // A file queued behind w->out (wsgi.file_wrapper, sent with sendfile
+    // from the loop so a slow reader does not hold the worker), with
+    // w->tail after it.
     int file_fd = -1;
     off_t file_off = 0;
     size_t file_left = 0;
-    std::string tail;
 
     // TLS connections only: the session, and the ciphertext it produced
     // that the socket has not taken yet (everything above is plaintext).
@@ -291,9 +292,11 @@ struct Conn {
     std::string tls_out;
     size_t tls_out_off = 0;
 
-    size_t out_pending() const { return out.size() - out_off; }
+    // Output is only ever held with a work part: a connection without one
+    // has nothing unsent.
+    size_t out_pending() const { return w ? w->out.size() - w->out_off : 0; }
     size_t tls_pending() const { return tls_out.size() - tls_out_off; }
-    size_t pending() const { return out_pending() + file_left + tail.size() + tls_pending(); }
+    size_t pending() const { return out_pending() + file_left + (w ? w->tail.size() : 0) + tls_pending(); }
 };
 
 // The engine of one worker process: its listeners' connections and the
@@ -380,7 +383,7 @@ ssize_t recv_some(Conn &c, char *dst, size_t cap, bool block) {
 }
 
 // ---------------------------------------------------------------------
-// TLS: the socket carries ciphertext; c.in, c.out and the queued file
+// TLS: the socket carries ciphertext; c.in, c.w->out and the queued file
 // stay plaintext, and these convert at the socket's edge.
 // ---------------------------------------------------------------------
 
@@ -478,11 +481,11 @@ bool write_some_tls(Conn &c, const char *&extra, size_t &extra_len) {
         if (c.tls_pending()) return true;  // the socket is full
         if (c.out_pending()) {
             size_t take = std::min(c.out_pending(), TLS_SLICE);
-            if (!encrypt(c, &c.out[c.out_off], take)) return false;
-            c.out_off += take;
+            if (!encrypt(c, &c.w->out[c.w->out_off], take)) return false;
+            c.w->out_off += take;
             if (c.out_pending() == 0) {
-                c.out.clear();
-                c.out_off = 0;
+                c.w->out.clear();
+                c.w->out_off = 0;
             }
         } else if (extra_len) {
             size_t take = std::min(extra_len, TLS_SLICE);
@@ -530,7 +533,7 @@ bool write_some(Conn &c, const char *&extra, size_t &extra_len) {
     for (;;) {
         iovec iov[2];
         int n = 0;
-        if (c.out_pending()) iov[n++] = {&c.out[c.out_off], c.out_pending()};
+        if (c.out_pending()) iov[n++] = {&c.w->out[c.w->out_off], c.out_pending()};
         if (extra_len) iov[n++] = {const_cast<char *>(extra), extra_len};
         if (n == 0) return true;
         msghdr msg{};
@@ -544,13 +547,13 @@ bool write_some(Conn &c, const char *&extra, size_t &extra_len) {
         }
         auto done = static_cast<size_t>(w);
         size_t from_out = std::min(done, c.out_pending());
-        c.out_off += from_out;
+        c.w->out_off += from_out;
         done -= from_out;
         extra += done;
         extra_len -= done;
         if (c.out_pending() == 0) {
-            c.out.clear();
-            c.out_off = 0;
+            c.w->out.clear();
+            c.w->out_off = 0;
         }
         if (done == 0 && from_out == 0) return true;
     }
@@ -574,25 +577,25 @@ bool send_file_some(Conn &c) {
     }
     close(c.file_fd);
     c.file_fd = -1;
-    c.out.append(c.tail);
-    c.tail.clear();
+    c.w->out.append(c.w->tail);
+    c.w->tail.clear();
     return true;
 }
 
 bool ConnSink::write(const char *p, size_t n) {
     if (broken_) return false;
     if (c_->file_fd >= 0) {
-        c_->tail.append(p, n);  // only framing follows a queued file
+        c_->w->tail.append(p, n);  // only framing follows a queued file
         return true;
     }
     if (c_->out_pending() + n <= OUT_HIGH_WATER) {
-        c_->out.append(p, n);
+        c_->w->out.append(p, n);
         return true;
     }
     // Over the high-water mark: push bytes out, waiting for the socket
     // only until what is left fits in the parked buffer.
     if (!push(OUT_HIGH_WATER, p, n)) return false;
-    c_->out.append(p, n);
+    c_->w->out.append(p, n);
     return true;
 }
 
@@ -817,7 +820,7 @@ void listen_all(Engine &e) {
 // Spare work parts a worker keeps for the connections that will read
 // next; beyond that, a part a connection gives back is freed.
 constexpr size_t SPARE_WORK = 32;
-// Output capacity a connection gives back with its work part (larger is freed).
+// Output capacity a work part keeps (a larger one is freed).
 constexpr size_t OUT_KEEP = 64 * 1024;
 
 void unlink_idle(Conn &c) {
@@ -845,7 +848,6 @@ Work &take_work(Conn &c) {
     w->sink.bind(c);
     if (w->relay) w->relay->c_ = &c;
     c.in.lend(w->in_store, w->in_cap);
-    c.out.swap(w->out_store);
     c.w = w;
     unlink_idle(c);
     return *w;
@@ -859,13 +861,11 @@ void give_back_work(Conn &c) {
     Engine &e = *c.e;
     c.w = nullptr;
     c.in.give_back(w->in_store, w->in_cap);
-    if (c.out.capacity() <= OUT_KEEP) {
-        c.out.clear();
-        w->out_store.swap(c.out);
-    }
-    std::string().swap(c.out);
-    c.out_off = 0;
-    w->req.clear();
+    w->out.clear();
+    if (w->out.capacity() > OUT_KEEP) w->out.shrink_to_fit();
+    w->out_off = 0;
+    w->tail.clear();
+    w->req.resume = {};  // parse_head resets the rest; a hint must not pass to another buffer
     w->head.clear();
     w->ex.hook_req.reset();
     w->drain_kind = http::BodyKind::NONE;
@@ -881,8 +881,7 @@ void give_back_work(Conn &c) {
 // connection) a new client may take its place at the bound.
 void go_idle(Conn &c) {
     give_back_work(c);
-    if (c.tls_out.capacity()) std::string().swap(c.tls_out);
-    if (c.tail.capacity()) std::string().swap(c.tail);
+    if (c.tls) std::string().swap(c.tls_out);
     if (c.idle || c.requests == 0) return;
     Engine &e = *c.e;
     c.idle_prev = e.idle_tail;
@@ -999,7 +998,7 @@ bool peer_in(const IpAllowList &list, const Conn &c) {
 void send_error(Conn &c, http::Error e, const std::string &message) {
     LOG_WARNING("Invalid request from ip=%s: %s", c.listener->family == AF_UNIX ? "" : c.peer, message.c_str());
     std::string page = http::error_response(e, message);
-    c.out.append(page);
+    c.w->out.append(page);
     c.close_after_write = true;
 }
 
@@ -1177,7 +1176,7 @@ void relay_service(Conn &c, bool from_mail) {
         if (r.file_fd >= 0) close(r.file_fd);
         r.file_fd = -1;
     } else {
-        (c.file_fd >= 0 ? c.tail : c.out).append(r.out);
+        (c.file_fd >= 0 ? c.w->tail : c.w->out).append(r.out);
         r.out.clear();
         if (r.file_fd >= 0) {
             c.file_fd = r.file_fd;
@@ -1185,7 +1184,7 @@ void relay_service(Conn &c, bool from_mail) {
             c.file_left = r.file_left;
             r.file_fd = -1;
         }
-        (c.file_fd >= 0 ? c.tail : c.out).append(r.tail);
+        (c.file_fd >= 0 ? c.w->tail : c.w->out).append(r.tail);
         r.tail.clear();
     }
     bool finished = from_mail && r.finished;
@@ -1313,7 +1312,8 @@ void on_exchange_complete(Exchange &ex) {
         return;
     }
     Work &w = *c.w;
-    if (w.relay) std::string().swap(w.relay->in);  // an idle connection keeps no body slice
+    // A body slice goes: work parts in the pool keep no 64 KiB buffer.
+    if (w.relay && w.relay->in.capacity() >= BODY_SLICE) std::string().swap(w.relay->in);
     ex.hook_req.reset();  // post_request took it, unless the bridge failed first
 
     c.continue_sent = false;
@@ -1389,7 +1389,7 @@ void process(Conn &c) {
             !body_ready(c, hr.consumed)) {
             // RFC 9110 section 10.1.1: the client waits for this before sending.
             static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            c.out.append(CONTINUE, sizeof CONTINUE - 1);
+            c.w->out.append(CONTINUE, sizeof CONTINUE - 1);
             c.continue_sent = true;
         }
         // A relayed request that expects 100 Continue goes now: pre_request
