@@ -1456,15 +1456,14 @@ void on_accept(ev::Loop &, int fd, int, void *data) {
     for (int i = 0; i < ACCEPT_BATCH && e.accepting; ++i) {
         // A new connection may bring one more request: only within max_requests.
         if (!check_max_requests(e, nullptr)) return;
-        if (e.nconns >= static_cast<size_t>(e.cfg.worker_connections)) {
-            // At the bound, the oldest idle keep-alive connection makes room
-            // (nginx reuses connections so); with none idle, accepting
-            // waits until one is (go_idle) or closes.
-            if (!e.idle_head) {
-                pause_accepting(e);
-                return;
-            }
-            close_conn(*e.idle_head);
+        // At the bound, the oldest idle keep-alive connection makes room
+        // for a new one (below, once there is one: nginx reuses
+        // connections so); with none idle, accepting waits until one is
+        // (go_idle) or closes.
+        size_t bound = static_cast<size_t>(e.cfg.worker_connections);
+        if (e.nconns >= bound && !e.idle_head) {
+            pause_accepting(e);
+            return;
         }
         const Listener *l = nullptr;
         for (Listener &cand : *e.p.listeners)
@@ -1513,9 +1512,10 @@ void on_accept(ev::Loop &, int fd, int, void *data) {
         if (static_cast<size_t>(cfd) >= e.conns.size()) e.conns.resize(static_cast<size_t>(cfd) * 2 + 1, nullptr);
         e.conns[static_cast<size_t>(cfd)] = c;
         ++e.nconns;
+        if (e.nconns > bound) close_conn(*e.idle_head);
         if (e.p.info.status) e.p.info.status->connections = static_cast<uint32_t>(e.nconns);
         c->deadline = now + e.io_timeout_ms;
-        if (e.nconns >= static_cast<size_t>(e.cfg.worker_connections) && !e.idle_head) pause_accepting(e);
+        if (e.nconns >= bound && !e.idle_head) pause_accepting(e);
         // With deferred accept (platform.h) the request has arrived
         // with the connection: serve it now. process() registers the
         // connection with the loop only if it stays open, so a request
