@@ -106,7 +106,8 @@ Json Arbiter::workers(bool all) {
                                           .set("peer", r.peer)
                                           .set("age", round2(static_cast<double>(std::max<int64_t>(0, mono - r.started_ms)) / 1000.0)));
             w.set("current_request", running.arr.empty() ? Json() : running.arr.front());
-            w.set("requests_in_flight", std::move(running));
+            w.set("requests_in_flight", std::move(running));  // the first 16 threads
+            w.set("in_flight", ws ? Json(static_cast<unsigned long>(ws->in_flight)) : Json());  // all of them
         }
         out.arr.push_back(std::move(w));
     }

@@ -259,6 +259,7 @@ class GthreadTest(unittest.TestCase):
                 self.assertEqual([r['path'] for r in running], ['/hold/x?n=%d' % i for i in range(4)])
                 self.assertEqual({(r['method'], r['peer']) for r in running}, {('GET', '127.0.0.1')})
                 worker = show_workers(sock)[0]
+                self.assertEqual(worker['in_flight'], 4)
                 self.assertEqual(worker['current_request']['path'], '/hold/x?n=0')
                 text = subprocess.run([server.binary(), 'ctl', '-s', sock, 'show', 'workers'],
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
