@@ -32,9 +32,6 @@ double wall_now() {
 
 double round2(double v) { return std::round(v * 100) / 100; }
 
-// A fixed-size field of a worker's page, which it may be rewriting.
-std::string field(const char *text, size_t cap) { return std::string(text, strnlen(text, cap)); }
-
 Json optional(const std::string &s) { return s.empty() ? Json() : Json(s); }
 
 Json strings(const std::vector<std::string> &v) {
@@ -101,16 +98,17 @@ Json Arbiter::workers(bool all) {
             w.set("connections", ws ? Json(static_cast<unsigned long>(ws->connections)) : Json());
             long long rss = platform::rss_bytes(s->pid);
             w.set("rss", rss >= 0 ? Json(rss) : Json());
-            int64_t started = ws ? ws->request_started_ms : 0;
-            if (started) {
-                w.set("current_request", Json::object()
-                                             .set("method", field(ws->method, sizeof ws->method))
-                                             .set("path", field(ws->path, sizeof ws->path))
-                                             .set("peer", field(ws->peer, sizeof ws->peer))
-                                             .set("age", round2(static_cast<double>(std::max<int64_t>(0, mono - started)) / 1000.0)));
-            } else {
-                w.set("current_request", nullptr);
-            }
+            // Every request in the application (gthread runs several), oldest first.
+            Json running = Json::array();
+            for (const worker::ShownRequest &r : ws ? worker::requests_in_flight(*ws) : std::vector<worker::ShownRequest>())
+                running.arr.push_back(Json::object()
+                                          .set("method", r.method)
+                                          .set("path", r.path)
+                                          .set("peer", r.peer)
+                                          .set("age", round2(static_cast<double>(std::max<int64_t>(0, mono - r.started_ms)) / 1000.0)));
+            w.set("current_request", running.arr.empty() ? Json() : running.arr.front());
+            w.set("requests_in_flight", std::move(running));  // the first 16 threads
+            w.set("in_flight", ws ? Json(static_cast<unsigned long>(ws->in_flight)) : Json());  // all of them
         }
         out.arr.push_back(std::move(w));
     }

@@ -92,12 +92,22 @@ struct InBuf {
         return p.get() + end;
     }
     void commit(size_t n) { end += n; }
-    // Idle keep-alive connections should not pin large buffers.
-    void shrink() {
-        if (size() == 0 && cap > 65536) {
-            p.reset();
-            cap = start = end = 0;
+    // Takes `store` (of `store_cap` bytes) as the buffer, empty.
+    void lend(std::unique_ptr<char[]> &store, size_t &store_cap) {
+        p = std::move(store);
+        cap = store_cap;
+        start = end = 0;
+        store_cap = 0;
+    }
+    // Gives an empty buffer back to `store`; one grown past 64 KiB (a
+    // large head, a pipelined burst) is freed instead.
+    void give_back(std::unique_ptr<char[]> &store, size_t &store_cap) {
+        if (cap <= 65536) {
+            store = std::move(p);
+            store_cap = cap;
         }
+        p.reset();
+        cap = start = end = 0;
     }
 };
 
@@ -109,7 +119,7 @@ struct Conn;
 // what the loop buffered, then the socket, waiting for the client.
 class ConnBody final : public BodySource {
 public:
-    explicit ConnBody(Conn &c) : c_(c) {}
+    void bind(Conn &c) { c_ = &c; }
     // A new request on the connection.
     void start(const http::Request &req, const http::Options *opts);
 
@@ -129,7 +139,7 @@ private:
     long at_eof();
     long fail(http::Error e);
 
-    Conn &c_;
+    Conn *c_ = nullptr;
     http::ChunkedDecoder dec_;
     http::BodyKind kind_ = http::BodyKind::NONE;
     uint64_t left_ = 0;
@@ -145,7 +155,7 @@ private:
 // socket, waiting for the client.
 class ConnSink final : public Sink {
 public:
-    explicit ConnSink(Conn &c) : c_(c) {}
+    void bind(Conn &c) { c_ = &c; }
     // A new response on the connection.
     void start() { broken_ = false; }
 
@@ -159,7 +169,7 @@ private:
         broken_ = true;
         return false;
     }
-    Conn &c_;
+    Conn *c_ = nullptr;
     bool broken_ = false;
 };
 
@@ -172,7 +182,7 @@ struct Engine;
 // the connection's own output.
 class Relay final : public BodySource, public Sink {
 public:
-    Relay(Conn &c, std::unique_ptr<Gate> g) : c_(c), gate(std::move(g)) {}
+    explicit Relay(std::unique_ptr<Gate> g) : gate(std::move(g)) {}
     // A new request on the connection (loop thread, nothing else runs on it).
     void start();
 
@@ -185,7 +195,7 @@ public:
     // Application side, locked: asks the loop to look at the connection.
     void post();
 
-    Conn &c_;
+    Conn *c_ = nullptr;          // set by the loop while no request runs
     std::unique_ptr<Gate> gate;
     std::string in;              // decoded body bytes not read yet, from in_off
     size_t in_off = 0;
@@ -206,6 +216,38 @@ public:
     bool posted = false;         // in the engine's mailbox
 };
 
+// What a connection needs only while it has work (a request being read,
+// run, or its unread body drained): the request and its exchange, body
+// source and sink, and the buffers, which the connection borrows for
+// that time. An idle keep-alive connection holds none of it: a worker
+// keeps a few spare ones and lends them to the connections that read.
+struct Work {
+    http::Request req;
+    std::string head;           // req's bytes while its body is read (own_head)
+    // The request in flight, with its body source and sink (reused by
+    // each request on the connection).
+    Exchange ex;
+    ConnBody body;
+    ConnSink sink;
+    std::unique_ptr<Relay> relay;  // relayed executors only
+
+    // Unread body being discarded between requests.
+    http::BodyKind drain_kind = http::BodyKind::NONE;
+    uint64_t drain_left = 0;
+    uint64_t drained = 0;
+    http::ChunkedDecoder drain_dec;
+
+    // Response bytes not sent yet, from out_off, and those that follow a
+    // queued file (Conn::file_fd; chunk framing).
+    std::string out;
+    size_t out_off = 0;
+    std::string tail;
+
+    // The storage the connection's InBuf borrows while it has this part.
+    std::unique_ptr<char[]> in_store;
+    size_t in_cap = 0;
+};
+
 struct Conn {
     int fd = -1;
     Engine *e = nullptr;
@@ -215,18 +257,9 @@ struct Conn {
     bool trusted = false;
 
     InBuf in;
-    std::string out;
-    size_t out_off = 0;
-    http::Request req;
-    std::string head;           // req's bytes while its body is read (own_head)
-    // The request in flight, with its body source and sink (reused by
-    // each request on the connection).
-    Exchange ex;
-    ConnBody body{*this};
-    ConnSink sink{*this};
+    Work *w = nullptr;          // while the connection has work (take_work)
     bool busy = false;          // the executor has the request
     bool submitting = false;    // inside Executor::submit
-    std::unique_ptr<Relay> relay;  // relayed executors only
     bool dead = false;          // closed while the executor had a request: freed at complete()
     bool overdue = false;       // its request outlived request_timeout (reported)
 
@@ -236,24 +269,22 @@ struct Conn {
     bool client_closing = false;  // the request asked to close (Connection: close, HTTP/1.0)
     bool peer_closed = false;   // read side saw EOF
     bool proxy_pending = false; // a PROXY header may still come first
-    bool has_proxy = false;
-    http::ProxyInfo proxy;      // what the PROXY header said
+    std::unique_ptr<http::ProxyInfo> proxy;  // what the PROXY header said
     int requests = 0;
     int64_t deadline = 0;       // idle / read / linger deadline (ms)
 
-    // Unread body being discarded between requests.
-    http::BodyKind drain_kind = http::BodyKind::NONE;
-    uint64_t drain_left = 0;
-    uint64_t drained = 0;
-    http::ChunkedDecoder drain_dec;
+    // Idle keep-alive connections, oldest first (Engine::idle_head): at
+    // the worker_connections bound the oldest makes room for a new one.
+    Conn *idle_prev = nullptr;
+    Conn *idle_next = nullptr;
+    bool idle = false;
 
-    // A file queued behind `out` (wsgi.file_wrapper, sent with sendfile
-    // from the loop so a slow reader does not hold the worker), and the
-    // bytes that follow it (chunk framing).
+    // A file queued behind w->out (wsgi.file_wrapper, sent with sendfile
+    // from the loop so a slow reader does not hold the worker), with
+    // w->tail after it.
     int file_fd = -1;
     off_t file_off = 0;
     size_t file_left = 0;
-    std::string tail;
 
     // TLS connections only: the session, and the ciphertext it produced
     // that the socket has not taken yet (everything above is plaintext).
@@ -261,15 +292,18 @@ struct Conn {
     std::string tls_out;
     size_t tls_out_off = 0;
 
-    size_t out_pending() const { return out.size() - out_off; }
+    // Output is only ever held with a work part: a connection without one
+    // has nothing unsent.
+    size_t out_pending() const { return w ? w->out.size() - w->out_off : 0; }
     size_t tls_pending() const { return tls_out.size() - tls_out_off; }
-    size_t pending() const { return out_pending() + file_left + tail.size() + tls_pending(); }
+    size_t pending() const { return out_pending() + file_left + (w ? w->tail.size() : 0) + tls_pending(); }
 };
 
 // The engine of one worker process: its listeners' connections and the
 // settings that shape them.
 struct Engine final : worker::Acceptor {
     Engine(worker::Process &proc, Executor &executor);
+    ~Engine();
     void stop_accepting() override;
 
     worker::Process &p;
@@ -288,6 +322,13 @@ struct Engine final : worker::Acceptor {
     IpAllowList forwarded_allow;   // forwarded_allow_ips
     IpAllowList proxy_allow;       // proxy_allow_ips
     http::ProxyProtocol proxy_mode = http::ProxyProtocol::OFF;
+    bool relayed = false;        // the executor runs applications elsewhere (make_gate)
+
+    // Work parts no connection has (take_work), and the idle keep-alive
+    // connections, oldest first.
+    std::vector<Work *> spare;
+    Conn *idle_head = nullptr;
+    Conn *idle_tail = nullptr;
 
     // Relayed requests: the connections whose application side has news
     // for the loop, and the pipe that wakes the loop for them.
@@ -296,6 +337,8 @@ struct Engine final : worker::Acceptor {
     int wake[2] = {-1, -1};
     void post(Conn *c);
 };
+
+Work &take_work(Conn &c);
 
 // ---------------------------------------------------------------------
 // Blocking helpers used while the app runs on the loop thread (the GIL is
@@ -340,7 +383,7 @@ ssize_t recv_some(Conn &c, char *dst, size_t cap, bool block) {
 }
 
 // ---------------------------------------------------------------------
-// TLS: the socket carries ciphertext; c.in, c.out and the queued file
+// TLS: the socket carries ciphertext; c.in, c.w->out and the queued file
 // stay plaintext, and these convert at the socket's edge.
 // ---------------------------------------------------------------------
 
@@ -438,11 +481,11 @@ bool write_some_tls(Conn &c, const char *&extra, size_t &extra_len) {
         if (c.tls_pending()) return true;  // the socket is full
         if (c.out_pending()) {
             size_t take = std::min(c.out_pending(), TLS_SLICE);
-            if (!encrypt(c, &c.out[c.out_off], take)) return false;
-            c.out_off += take;
+            if (!encrypt(c, &c.w->out[c.w->out_off], take)) return false;
+            c.w->out_off += take;
             if (c.out_pending() == 0) {
-                c.out.clear();
-                c.out_off = 0;
+                c.w->out.clear();
+                c.w->out_off = 0;
             }
         } else if (extra_len) {
             size_t take = std::min(extra_len, TLS_SLICE);
@@ -475,6 +518,7 @@ bool send_file_slices_tls(Conn &c) {
 
 // Reads more bytes into c.in. Returns >0 bytes, 0 at EOF, -1 on error.
 long fill(Conn &c, bool block) {
+    take_work(c);
     if (c.tls) return fill_tls(c, block);
     ssize_t n = recv_some(c, c.in.reserve(READ_CHUNK), READ_CHUNK, block);
     if (n > 0) c.in.commit(static_cast<size_t>(n));
@@ -489,7 +533,7 @@ bool write_some(Conn &c, const char *&extra, size_t &extra_len) {
     for (;;) {
         iovec iov[2];
         int n = 0;
-        if (c.out_pending()) iov[n++] = {&c.out[c.out_off], c.out_pending()};
+        if (c.out_pending()) iov[n++] = {&c.w->out[c.w->out_off], c.out_pending()};
         if (extra_len) iov[n++] = {const_cast<char *>(extra), extra_len};
         if (n == 0) return true;
         msghdr msg{};
@@ -503,13 +547,13 @@ bool write_some(Conn &c, const char *&extra, size_t &extra_len) {
         }
         auto done = static_cast<size_t>(w);
         size_t from_out = std::min(done, c.out_pending());
-        c.out_off += from_out;
+        c.w->out_off += from_out;
         done -= from_out;
         extra += done;
         extra_len -= done;
         if (c.out_pending() == 0) {
-            c.out.clear();
-            c.out_off = 0;
+            c.w->out.clear();
+            c.w->out_off = 0;
         }
         if (done == 0 && from_out == 0) return true;
     }
@@ -533,45 +577,45 @@ bool send_file_some(Conn &c) {
     }
     close(c.file_fd);
     c.file_fd = -1;
-    c.out.append(c.tail);
-    c.tail.clear();
+    c.w->out.append(c.w->tail);
+    c.w->tail.clear();
     return true;
 }
 
 bool ConnSink::write(const char *p, size_t n) {
     if (broken_) return false;
-    if (c_.file_fd >= 0) {
-        c_.tail.append(p, n);  // only framing follows a queued file
+    if (c_->file_fd >= 0) {
+        c_->w->tail.append(p, n);  // only framing follows a queued file
         return true;
     }
-    if (c_.out_pending() + n <= OUT_HIGH_WATER) {
-        c_.out.append(p, n);
+    if (c_->out_pending() + n <= OUT_HIGH_WATER) {
+        c_->w->out.append(p, n);
         return true;
     }
     // Over the high-water mark: push bytes out, waiting for the socket
     // only until what is left fits in the parked buffer.
     if (!push(OUT_HIGH_WATER, p, n)) return false;
-    c_.out.append(p, n);
+    c_->w->out.append(p, n);
     return true;
 }
 
 bool ConnSink::flush() {
     if (broken_) return false;
-    if (c_.file_fd >= 0) return true;  // only framing waits behind the file
+    if (c_->file_fd >= 0) return true;  // only framing waits behind the file
     const char *none = nullptr;
     size_t zero = 0;
     return push(0, none, zero);
 }
 
 bool ConnSink::send_file(int fd, off_t offset, size_t n) {
-    if (broken_ || c_.file_fd >= 0) return fail();
+    if (broken_ || c_->file_fd >= 0) return fail();
     // The app closes its file when the response ends; the loop sends
     // from a duplicate of the descriptor.
     int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup_fd < 0) return fail();
-    c_.file_fd = dup_fd;
-    c_.file_off = offset;
-    c_.file_left = n;
+    c_->file_fd = dup_fd;
+    c_->file_off = offset;
+    c_->file_left = n;
     return true;
 }
 
@@ -579,9 +623,9 @@ bool ConnSink::send_file(int fd, off_t offset, size_t n) {
 // `keep` bytes of them are left unsent (p and n say what is left).
 bool ConnSink::push(size_t keep, const char *&p, size_t &n) {
     for (;;) {
-        if (!write_some(c_, p, n)) return fail();
-        if (c_.out_pending() + c_.tls_pending() + n <= keep) return true;
-        if (!wait_fd(*c_.e, c_.fd, POLLOUT)) return fail();
+        if (!write_some(*c_, p, n)) return fail();
+        if (c_->out_pending() + c_->tls_pending() + n <= keep) return true;
+        if (!wait_fd(*c_->e, c_->fd, POLLOUT)) return fail();
     }
 }
 
@@ -598,8 +642,8 @@ void ConnBody::start(const http::Request &req, const http::Options *opts) {
 
 long ConnBody::pull(char *dst, size_t n, bool block) {
     while (!done_ && n > 0) {
-        if (c_.in.size() == 0) {
-            long r = fill(c_, block);
+        if (c_->in.size() == 0) {
+            long r = fill(*c_, block);
             if (r < 0 && !block && errno == EAGAIN) return WOULD_BLOCK;
             if (r == 0) return at_eof();
             if (r < 0) {
@@ -609,20 +653,20 @@ long ConnBody::pull(char *dst, size_t n, bool block) {
             }
         }
         if (kind_ == http::BodyKind::LENGTH) {
-            size_t take = static_cast<size_t>(std::min<uint64_t>(std::min<uint64_t>(n, left_), c_.in.size()));
-            std::memcpy(dst, c_.in.data(), take);
-            c_.in.consume(take);
+            size_t take = static_cast<size_t>(std::min<uint64_t>(std::min<uint64_t>(n, left_), c_->in.size()));
+            std::memcpy(dst, c_->in.data(), take);
+            c_->in.consume(take);
             left_ -= take;
             if (left_ == 0) done_ = true;
             return static_cast<long>(take);
         }
-        auto step = dec_.step(c_.in.data(), std::min(c_.in.size(), n));
+        auto step = dec_.step(c_->in.data(), std::min(c_->in.size(), n));
         if (step.status == http::Status::ERROR) {
-            c_.in.consume(step.consumed);
+            c_->in.consume(step.consumed);
             return fail(step.error);
         }
         if (step.data_len) std::memcpy(dst, step.data, step.data_len);
-        c_.in.consume(step.consumed);
+        c_->in.consume(step.consumed);
         if (step.status == http::Status::DONE) done_ = true;
         if (step.data_len) return static_cast<long>(step.data_len);
     }
@@ -666,14 +710,14 @@ void Relay::start() {
     file_fd = -1;
     file_left = 0;
     file_queued = false;
-    loop_pending = c_.pending();
+    loop_pending = c_->pending();
     broken = finished = posted = false;
 }
 
 void Relay::post() {
     if (posted) return;
     posted = true;
-    c_.e->post(&c_);
+    c_->e->post(c_);
 }
 
 long Relay::read(char *dst, size_t n) {
@@ -784,15 +828,94 @@ void listen_all(Engine &e) {
     e.accepting = true;
 }
 
+// Spare work parts a worker keeps for the connections that will read
+// next; beyond that, a part a connection gives back is freed.
+constexpr size_t SPARE_WORK = 32;
+// Output capacity a work part keeps (a larger one is freed).
+constexpr size_t OUT_KEEP = 64 * 1024;
+
+void unlink_idle(Conn &c) {
+    if (!c.idle) return;
+    Engine &e = *c.e;
+    (c.idle_prev ? c.idle_prev->idle_next : e.idle_head) = c.idle_next;
+    (c.idle_next ? c.idle_next->idle_prev : e.idle_tail) = c.idle_prev;
+    c.idle_prev = c.idle_next = nullptr;
+    c.idle = false;
+}
+
+// The connection has work: it gets a work part and the buffers with it.
+Work &take_work(Conn &c) {
+    if (c.w) return *c.w;
+    Engine &e = *c.e;
+    Work *w;
+    if (!e.spare.empty()) {
+        w = e.spare.back();
+        e.spare.pop_back();
+    } else {
+        w = new Work;
+        if (e.relayed) w->relay = std::make_unique<Relay>(e.exec.make_gate());
+    }
+    w->body.bind(c);
+    w->sink.bind(c);
+    if (w->relay) w->relay->c_ = &c;
+    c.in.lend(w->in_store, w->in_cap);
+    c.w = w;
+    unlink_idle(c);
+    return *w;
+}
+
+// The connection has no work left (nothing buffered, nothing running or
+// being drained): its work part and buffers go back to the worker.
+void give_back_work(Conn &c) {
+    Work *w = c.w;
+    if (!w) return;
+    Engine &e = *c.e;
+    c.w = nullptr;
+    c.in.give_back(w->in_store, w->in_cap);
+    w->out.clear();
+    if (w->out.capacity() > OUT_KEEP) w->out.shrink_to_fit();
+    w->out_off = 0;
+    w->tail.clear();
+    w->req.resume = {};  // parse_head resets the rest; a hint must not pass to another buffer
+    w->head.clear();
+    w->ex.hook_req.reset();
+    w->drain_kind = http::BodyKind::NONE;
+    if (e.spare.size() < SPARE_WORK) {
+        e.spare.push_back(w);
+    } else {
+        delete w;
+    }
+}
+
+// Waiting for a request, with nothing buffered or unsent: the connection
+// keeps no buffer, and once it has served one (an idle keep-alive
+// connection) a new client may take its place at the bound.
+void go_idle(Conn &c) {
+    give_back_work(c);
+    if (c.tls) std::string().swap(c.tls_out);
+    if (c.idle || c.requests == 0) return;
+    Engine &e = *c.e;
+    c.idle_prev = e.idle_tail;
+    (e.idle_tail ? e.idle_tail->idle_next : e.idle_head) = &c;
+    e.idle_tail = &c;
+    c.idle = true;
+    if (!e.accepting && !e.p.stopping) listen_all(e);  // it can make room for a new client
+}
+
+void pause_accepting(Engine &e) {
+    for (Listener &l : *e.p.listeners) e.loop->remove(l.fd, ev::READABLE | ev::EXCLUSIVE);
+    e.accepting = false;
+}
+
 void close_conn(Conn &c) {
     Engine &e = *c.e;
-    if (c.busy && c.relay) {
+    if (c.busy && e.relayed) {
         // The application side still holds the request: it learns that the
         // client is gone, and the connection goes once it completes.
         if (!c.dead) {
             c.dead = true;
             e.loop->remove(c.fd, ev::READABLE | ev::WRITABLE);
-            Relay &r = *c.relay;
+            Relay &r = *c.w->relay;
             r.gate->lock();
             r.broken = true;
             r.gate->notify();
@@ -803,6 +926,8 @@ void close_conn(Conn &c) {
     e.loop->forget_closing(c.fd);
     close(c.fd);
     if (c.file_fd >= 0) close(c.file_fd);
+    unlink_idle(c);
+    give_back_work(c);
     e.conns[static_cast<size_t>(c.fd)] = nullptr;
     --e.nconns;
     if (e.p.info.status) e.p.info.status->connections = static_cast<uint32_t>(e.nconns);
@@ -884,7 +1009,7 @@ bool peer_in(const IpAllowList &list, const Conn &c) {
 void send_error(Conn &c, http::Error e, const std::string &message) {
     LOG_WARNING("Invalid request from ip=%s: %s", c.listener->family == AF_UNIX ? "" : c.peer, message.c_str());
     std::string page = http::error_response(e, message);
-    c.out.append(page);
+    c.w->out.append(page);
     c.close_after_write = true;
 }
 
@@ -892,33 +1017,33 @@ void send_error(Conn &c, http::Error e, const std::string &message) {
 // is finished, false when more must come from the client, and sets
 // close_after_write on a framing error or when too much is left.
 bool drain_buffered(Conn &c) {
-    if (c.drain_kind == http::BodyKind::LENGTH) {
-        size_t take = static_cast<size_t>(std::min<uint64_t>(c.drain_left, c.in.size()));
+    if (c.w->drain_kind == http::BodyKind::LENGTH) {
+        size_t take = static_cast<size_t>(std::min<uint64_t>(c.w->drain_left, c.in.size()));
         c.in.consume(take);
-        c.drain_left -= take;
-        c.drained += take;
-        if (c.drain_left == 0) c.drain_kind = http::BodyKind::NONE;
-    } else if (c.drain_kind == http::BodyKind::CHUNKED) {
+        c.w->drain_left -= take;
+        c.w->drained += take;
+        if (c.w->drain_left == 0) c.w->drain_kind = http::BodyKind::NONE;
+    } else if (c.w->drain_kind == http::BodyKind::CHUNKED) {
         while (c.in.size()) {
-            auto step = c.drain_dec.step(c.in.data(), c.in.size());
+            auto step = c.w->drain_dec.step(c.in.data(), c.in.size());
             c.in.consume(step.consumed);
-            c.drained += step.consumed;
+            c.w->drained += step.consumed;
             if (step.status == http::Status::ERROR) {
                 c.close_after_write = true;
-                c.drain_kind = http::BodyKind::NONE;
+                c.w->drain_kind = http::BodyKind::NONE;
                 return true;
             }
             if (step.status == http::Status::DONE) {
-                c.drain_kind = http::BodyKind::NONE;
+                c.w->drain_kind = http::BodyKind::NONE;
                 break;
             }
             if (step.consumed == 0) break;
         }
     }
-    if (c.drain_kind == http::BodyKind::NONE) return true;
-    if (c.drained > DRAIN_LIMIT || c.peer_closed) {
+    if (c.w->drain_kind == http::BodyKind::NONE) return true;
+    if (c.w->drained > DRAIN_LIMIT || c.peer_closed) {
         c.close_after_write = true;
-        c.drain_kind = http::BodyKind::NONE;
+        c.w->drain_kind = http::BodyKind::NONE;
         return true;
     }
     return false;
@@ -928,8 +1053,8 @@ bool drain_buffered(Conn &c) {
 bool body_ready(const Conn &c, size_t head_len) {
     size_t have = c.in.size() - head_len;
     if (have >= BODY_PREBUFFER || c.peer_closed) return true;
-    if (c.req.body == http::BodyKind::LENGTH) return have >= c.req.content_length;
-    if (c.req.body == http::BodyKind::CHUNKED) {
+    if (c.w->req.body == http::BodyKind::LENGTH) return have >= c.w->req.content_length;
+    if (c.w->req.body == http::BodyKind::CHUNKED) {
         http::ChunkedDecoder probe(&c.e->opts);
         const char *p = c.in.data() + head_len;
         size_t left = have;
@@ -953,6 +1078,10 @@ Engine::Engine(worker::Process &proc, Executor &executor) : p(proc), exec(execut
     forwarded_allow = cfg.forwarded_allow_ips;
     proxy_allow = cfg.proxy_allow_ips;
     proxy_mode = cfg.proxy_protocol;
+}
+
+Engine::~Engine() {
+    for (Work *w : spare) delete w;
 }
 
 // Retirement (worker::begin_graceful_stop): the listeners close; idle
@@ -1006,14 +1135,15 @@ void on_exchange_complete(Exchange &ex);
 // request whose application waits for one. Returns false when the client
 // has to send more first.
 bool pull_body(Conn &c, Relay &r) {
-    if (r.in_off < r.in.size() || r.body_end || c.body.done()) {
-        r.body_end = r.body_end || (r.in_off == r.in.size() && c.body.done());
+    ConnBody &body = c.w->body;
+    if (r.in_off < r.in.size() || r.body_end || body.done()) {
+        r.body_end = r.body_end || (r.in_off == r.in.size() && body.done());
         r.want_body = false;
         return true;
     }
     r.in.resize(BODY_SLICE);
     r.in_off = 0;
-    long got = c.body.pull(&r.in[0], BODY_SLICE, false);
+    long got = body.pull(&r.in[0], BODY_SLICE, false);
     if (got == WOULD_BLOCK) {
         r.in.clear();
         return false;
@@ -1023,8 +1153,8 @@ bool pull_body(Conn &c, Relay &r) {
         r.body_end = true;
         if (got < 0) {
             r.body_failed = true;
-            r.code = c.body.error_code();
-            r.err = c.body.error();
+            r.code = body.error_code();
+            r.err = body.error();
         }
     }
     r.want_body = false;
@@ -1033,7 +1163,7 @@ bool pull_body(Conn &c, Relay &r) {
 
 // The application side of c's request completed (any thread).
 void relay_complete(Exchange &ex) {
-    Relay &r = *static_cast<Conn *>(ex.owner)->relay;
+    Relay &r = *static_cast<Conn *>(ex.owner)->w->relay;
     r.gate->lock();
     r.finished = true;
     r.post();
@@ -1048,7 +1178,7 @@ void relay_complete(Exchange &ex) {
 // request ended, so the mailbox never holds a freed one.
 void relay_service(Conn &c, bool from_mail, int fired = ev::NONE) {
     Engine &e = *c.e;
-    Relay &r = *c.relay;
+    Relay &r = *c.w->relay;
     r.gate->lock();
     if (from_mail) r.posted = false;
     if (c.dead) {
@@ -1057,7 +1187,7 @@ void relay_service(Conn &c, bool from_mail, int fired = ev::NONE) {
         if (r.file_fd >= 0) close(r.file_fd);
         r.file_fd = -1;
     } else {
-        (c.file_fd >= 0 ? c.tail : c.out).append(r.out);
+        (c.file_fd >= 0 ? c.w->tail : c.w->out).append(r.out);
         r.out.clear();
         if (r.file_fd >= 0) {
             c.file_fd = r.file_fd;
@@ -1065,7 +1195,7 @@ void relay_service(Conn &c, bool from_mail, int fired = ev::NONE) {
             c.file_left = r.file_left;
             r.file_fd = -1;
         }
-        (c.file_fd >= 0 ? c.tail : c.out).append(r.tail);
+        (c.file_fd >= 0 ? c.w->tail : c.w->out).append(r.tail);
         r.tail.clear();
     }
     bool finished = from_mail && r.finished;
@@ -1081,7 +1211,7 @@ void relay_service(Conn &c, bool from_mail, int fired = ev::NONE) {
     r.gate->unlock();
 
     if (finished) {
-        on_exchange_complete(c.ex);
+        on_exchange_complete(c.w->ex);
         return;
     }
     if (c.dead) return;
@@ -1122,12 +1252,13 @@ void on_wake(ev::Loop &, int fd, int, void *data) {
 // target are still read for the response's framing and the error log).
 void own_head(Conn &c, size_t head_len) {
     auto base = reinterpret_cast<uintptr_t>(c.in.data());
-    c.head.assign(c.in.data(), head_len);
+    std::string &head = c.w->head;
+    head.assign(c.in.data(), head_len);
     auto move = [&](std::string_view &v) {
         auto at = reinterpret_cast<uintptr_t>(v.data());
-        if (at >= base && at < base + head_len) v = std::string_view(c.head.data() + (at - base), v.size());
+        if (at >= base && at < base + head_len) v = std::string_view(head.data() + (at - base), v.size());
     };
-    http::Request &r = c.req;
+    http::Request &r = c.w->req;
     for (std::string_view *v : {&r.method, &r.target, &r.path, &r.query, &r.fragment, &r.scheme}) move(*v);
     for (http::Header &h : r.headers) {
         move(h.name);
@@ -1139,19 +1270,20 @@ void own_head(Conn &c, size_t head_len) {
 // the executor, with the connection's body source and sink.
 void dispatch(Conn &c, size_t head_len) {
     Engine &e = *c.e;
-    if (c.req.body != http::BodyKind::NONE) own_head(c, head_len);
+    Work &w = *c.w;
+    if (w.req.body != http::BodyKind::NONE) own_head(c, head_len);
     c.in.consume(head_len);
-    c.ex.nr_before = e.p.nr;
+    w.ex.nr_before = e.p.nr;
     ++e.p.nr;
     if (e.p.info.status) e.p.info.status->requests = e.p.nr;
     ++c.requests;
     check_max_requests(e, &c);
 
-    c.body.start(c.req, &e.opts);
-    c.sink.start();
-    Exchange &ex = c.ex;
+    w.body.start(w.req, &e.opts);
+    w.sink.start();
+    Exchange &ex = w.ex;
     ex.req_number = c.requests;
-    ex.req = &c.req;
+    ex.req = &w.req;
     bool unix_peer = c.listener->family == AF_UNIX;
     ex.remote_addr = unix_peer ? std::string_view() : std::string_view(c.peer);
     ex.remote_port = unix_peer ? -1 : c.peer_port;
@@ -1159,14 +1291,14 @@ void dispatch(Conn &c, size_t head_len) {
     ex.server_port = c.listener->server_port;
     ex.url_scheme = c.tls ? "https" : "http";
     ex.peer_trusted = c.trusted;
-    ex.proxy = c.has_proxy ? &c.proxy : nullptr;
+    ex.proxy = c.proxy.get();
     // Only an inline executor holds the other connections while its
     // application runs: a relayed one serves them meanwhile.
-    ex.force_close = e.p.stopping || e.keepalive_ms == 0 || (!c.relay && clients_queueing(e));
+    ex.force_close = e.p.stopping || e.keepalive_ms == 0 || (!w.relay && clients_queueing(e));
     ex.owner = &c;
-    if (c.continue_sent) c.req.expect_continue = false;  // the loop already answered it
-    if (c.relay) {
-        Relay &r = *c.relay;
+    if (c.continue_sent) w.req.expect_continue = false;  // the loop already answered it
+    if (w.relay) {
+        Relay &r = *w.relay;
         r.start();
         r.want_body = true;
         pull_body(c, r);  // what the loop buffered: small bodies need no round trip
@@ -1176,8 +1308,8 @@ void dispatch(Conn &c, size_t head_len) {
         ex.on_complete = relay_complete;
         c.deadline = INT64_MAX;  // no client deadline while the app runs
     } else {
-        ex.body = &c.body;
-        ex.sink = &c.sink;
+        ex.body = &w.body;
+        ex.sink = &w.sink;
         ex.on_complete = on_exchange_complete;
     }
     ex.submitted_ms = now_ms();
@@ -1199,20 +1331,22 @@ void on_exchange_complete(Exchange &ex) {
         close_conn(c);
         return;
     }
-    if (c.relay) std::string().swap(c.relay->in);  // an idle connection keeps no body slice
+    Work &w = *c.w;
+    // A body slice goes: work parts in the pool keep no 64 KiB buffer.
+    if (w.relay && w.relay->in.capacity() >= BODY_SLICE) std::string().swap(w.relay->in);
     ex.hook_req.reset();  // post_request took it, unless the bridge failed first
 
     c.continue_sent = false;
-    c.client_closing = !c.req.keep_alive;
+    c.client_closing = !w.req.keep_alive;
     if (!ex.outcome.keep_alive || ex.outcome.client_gone) c.close_after_write = true;
-    if (!c.body.done() && !c.close_after_write) {
-        c.drain_kind = c.body.kind();
-        c.drain_left = c.body.left();
-        c.drain_dec = c.body.decoder();
-        c.drained = 0;
+    if (!w.body.done() && !c.close_after_write) {
+        w.drain_kind = w.body.kind();
+        w.drain_left = w.body.left();
+        w.drain_dec = w.body.decoder();
+        w.drained = 0;
         if (!drain_buffered(c)) c.phase = Phase::DRAINING;
     }
-    if (c.body.failed() || e.p.stopping) c.close_after_write = true;
+    if (w.body.failed() || e.p.stopping) c.close_after_write = true;
     worker::beat(e.p);
     // Completed after submit() returned: serve what waits behind it.
     if (!c.submitting) process(c);
@@ -1244,16 +1378,14 @@ void process(Conn &c) {
             }
             c.proxy_pending = false;
             c.in.consume(pr.consumed);
-            if (pr.present) {
-                c.has_proxy = true;
-                c.proxy = std::move(pr.info);
-            }
+            if (pr.present) c.proxy = std::make_unique<http::ProxyInfo>(std::move(pr.info));
             continue;
         }
         // No clear(): parse_head resets its outputs and keeps the resume
         // hint of an earlier NEED_MORE, so a slowly arriving head is not
         // re-scanned from the start on every read.
-        http::HeadResult hr = http::parse_head(c.in.data(), c.in.size(), e.opts, c.trusted, c.req);
+        Work &w = *c.w;  // bytes are buffered: the connection has work
+        http::HeadResult hr = http::parse_head(c.in.data(), c.in.size(), e.opts, c.trusted, w.req);
         if (hr.status == http::Status::ERROR) {
             send_error(c, hr.error, hr.message);
             break;
@@ -1262,27 +1394,27 @@ void process(Conn &c) {
             if (c.peer_closed) c.close_after_write = true;  // a truncated head: nothing to answer
             break;
         }
-        if (hooks::request_hooks() && !c.ex.hook_req && !c.relay) {
+        if (hooks::request_hooks() && !w.ex.hook_req && !w.relay) {
             // pre_request: once per request, before any 100 Continue (a
             // relayed executor runs it where the application runs).
             hooks::RequestInfo hi;
-            hi.req = &c.req;
+            hi.req = &w.req;
             hi.peer = c.listener->family == AF_UNIX ? std::string_view() : std::string_view(c.peer);
             hi.peer_port = c.peer_port;
             hi.req_number = c.requests + 1;
-            hi.proxy = c.has_proxy ? &c.proxy : nullptr;
-            hooks::pre_request(c.ex.hook_req, hi);
+            hi.proxy = c.proxy.get();
+            hooks::pre_request(w.ex.hook_req, hi);
         }
-        if (c.req.expect_continue && !c.continue_sent && c.req.body != http::BodyKind::NONE && !c.relay &&
+        if (w.req.expect_continue && !c.continue_sent && w.req.body != http::BodyKind::NONE && !w.relay &&
             !body_ready(c, hr.consumed)) {
             // RFC 9110 section 10.1.1: the client waits for this before sending.
             static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            c.out.append(CONTINUE, sizeof CONTINUE - 1);
+            c.w->out.append(CONTINUE, sizeof CONTINUE - 1);
             c.continue_sent = true;
         }
         // A relayed request that expects 100 Continue goes now: pre_request
         // runs before the application sends it, from the application's side.
-        if (!body_ready(c, hr.consumed) && !(c.relay && c.req.expect_continue && !c.continue_sent)) break;
+        if (!body_ready(c, hr.consumed) && !(w.relay && w.req.expect_continue && !c.continue_sent)) break;
         dispatch(c, hr.consumed);
     }
     if (!flush(c)) return;
@@ -1301,8 +1433,9 @@ void process(Conn &c) {
         close_conn(c);
         return;
     }
-    c.in.shrink();
-    c.deadline = now_ms() + (c.in.size() == 0 && c.phase == Phase::READING ? e.keepalive_ms : e.io_timeout_ms);
+    bool between = c.in.size() == 0 && c.phase == Phase::READING;
+    if (between && c.pending() == 0) go_idle(c);
+    c.deadline = now_ms() + (between ? e.keepalive_ms : e.io_timeout_ms);
     if (c.pending() < OUT_HIGH_WATER) e.loop->add(c.fd, ev::READABLE, on_conn_event, &c);
 }
 
@@ -1343,6 +1476,15 @@ void on_accept(ev::Loop &, int fd, int, void *data) {
     for (int i = 0; i < ACCEPT_BATCH && e.accepting; ++i) {
         // A new connection may bring one more request: only within max_requests.
         if (!check_max_requests(e, nullptr)) return;
+        // At the bound, the oldest idle keep-alive connection makes room
+        // for a new one (below, once there is one: nginx reuses
+        // connections so); with none idle, accepting waits until one is
+        // (go_idle) or closes.
+        size_t bound = static_cast<size_t>(e.cfg.worker_connections);
+        if (e.nconns >= bound && !e.idle_head) {
+            pause_accepting(e);
+            return;
+        }
         const Listener *l = nullptr;
         for (Listener &cand : *e.p.listeners)
             if (cand.fd == fd) l = &cand;
@@ -1387,16 +1529,13 @@ void on_accept(ev::Loop &, int fd, int, void *data) {
             }
         }
         c->proxy_pending = e.proxy_mode != http::ProxyProtocol::OFF;
-        if (std::unique_ptr<Gate> gate = e.exec.make_gate()) c->relay = std::make_unique<Relay>(*c, std::move(gate));
         if (static_cast<size_t>(cfd) >= e.conns.size()) e.conns.resize(static_cast<size_t>(cfd) * 2 + 1, nullptr);
         e.conns[static_cast<size_t>(cfd)] = c;
         ++e.nconns;
+        if (e.nconns > bound) close_conn(*e.idle_head);
         if (e.p.info.status) e.p.info.status->connections = static_cast<uint32_t>(e.nconns);
         c->deadline = now + e.io_timeout_ms;
-        if (e.nconns >= static_cast<size_t>(e.cfg.worker_connections)) {
-            for (Listener &ll : *e.p.listeners) e.loop->remove(ll.fd, ev::READABLE | ev::EXCLUSIVE);
-            e.accepting = false;
-        }
+        if (e.nconns >= bound && !e.idle_head) pause_accepting(e);
         // With deferred accept (platform.h) the request has arrived
         // with the connection: serve it now. process() registers the
         // connection with the loop only if it stays open, so a request
@@ -1432,11 +1571,11 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
 // and the heartbeat timeout bounds the request instead.
 void request_overdue(Engine &e, Conn &c) {
     c.overdue = true;
-    const http::Request &r = c.req;
+    const http::Request &r = c.w->req;
     LOG_ERROR("Request timeout (%lld s): %.*s %.*s from %s; restarting the worker. Application stack:\n%s",
               static_cast<long long>(e.request_timeout_ms / 1000), static_cast<int>(r.method.size()), r.method.data(),
               static_cast<int>(r.target.size()), r.target.data(),
-              c.listener->family == AF_UNIX ? "a unix socket" : c.peer, e.exec.where(c.ex).c_str());
+              c.listener->family == AF_UNIX ? "a unix socket" : c.peer, e.exec.where(c.w->ex).c_str());
     worker::begin_graceful_stop(e.p);
 }
 
@@ -1446,7 +1585,7 @@ void request_overdue(Engine &e, Conn &c) {
 void sweep(Engine &e) {
     int64_t now = now_ms();
     for (Conn *c : e.conns) {
-        if (c && c->busy && e.request_timeout_ms && !c->overdue && now - c->ex.submitted_ms >= e.request_timeout_ms)
+        if (c && c->busy && e.request_timeout_ms && !c->overdue && now - c->w->ex.submitted_ms >= e.request_timeout_ms)
             request_overdue(e, *c);
         if (c && now >= c->deadline) close_conn(*c);
     }
@@ -1465,6 +1604,7 @@ int serve(worker::Process &p, Executor &exec) {
         return 1;
     }
     e.loop = &loop;
+    e.relayed = exec.make_gate() != nullptr;
     if (!platform::signal_pipe(e.wake) || loop.add(e.wake[0], ev::READABLE, on_wake, &e) < 0) {
         LOG_ERROR("cannot create the wake pipe: %s", std::strerror(errno));
         return 1;

@@ -168,6 +168,8 @@ std::string format_workers(const Json &data) {
         const Json *cur = w.get("current_request");
         if (cur && cur->kind == Json::OBJ)
             current = str(cur->get("method")) + " " + str(cur->get("path")) + " (" + str(cur->get("age")) + "s)";
+        const Json *running = w.get("requests_in_flight");  // gthread: the oldest, and how many more
+        if (running && running->arr.size() > 1) current += " +" + std::to_string(running->arr.size() - 1) + " more";
         const Json *reqs = w.get("requests"), *conns = w.get("connections");
         out += pad(str(w.get("pid")), 10) + " " + pad(str(w.get("age")), 6) + " " +
                pad(truthy(w.get("booted")) ? "yes" : "no", 8) + " " + pad(heartbeat(w), 11) + " " +

@@ -27,6 +27,7 @@
 #include "cunicorn/wsgi.h"
 
 #include <unordered_map>
+#include <vector>
 
 namespace cunicorn::executor {
 
@@ -94,6 +95,10 @@ private:
 
 class GreenletExecutor final : public conn::Executor {
 public:
+    explicit GreenletExecutor(WorkerStatus *status) : status_(status) {
+        for (size_t i = THREAD_SLOTS; i > 0; --i) free_slots_.push_back(i - 1);
+    }
+
     std::unique_ptr<conn::Gate> make_gate() override {
         Ref gate = Ref::steal(PyObject_CallNoArgs(N.Gate));
         if (!gate) {
@@ -155,7 +160,18 @@ private:
         auto *ex = nargs == 2 ? static_cast<Exchange *>(PyCapsule_GetPointer(args[0], nullptr)) : nullptr;
         if (!exec || !ex) return nullptr;
         exec->running_[ex] = args[1];  // borrowed: the greenlet outlives its request
+        // The status page shows the first THREAD_SLOTS requests in flight
+        // one by one, and counts the others (show workers).
+        size_t slot = THREAD_SLOTS;
+        if (!exec->free_slots_.empty()) {
+            slot = exec->free_slots_.back();
+            exec->free_slots_.pop_back();
+        }
+        worker::thread_status_begin(exec->status_, slot, ex->req->method, ex->req->target, ex->remote_addr,
+                                    ex->submitted_ms);
         serve_relayed(*ex);
+        worker::thread_status_end(exec->status_, slot);
+        if (slot < THREAD_SLOTS) exec->free_slots_.push_back(slot);
         exec->running_.erase(ex);
         ex->complete();
         Py_RETURN_NONE;
@@ -168,6 +184,8 @@ private:
             log_python_error("gevent: the hub failed");
     }
 
+    WorkerStatus *status_;
+    std::vector<size_t> free_slots_;  // status slots no greenlet shows
     Ref waiter_;
     Ref runners_;
     // The greenlet of each request in flight, for where() (borrowed).
@@ -198,7 +216,7 @@ bool gevent_prepare() {
 int run_gevent(worker::Process &p) {
     // Never destroyed: at the graceful timeout greenlets may still be
     // inside the application while the process exits.
-    auto *exec = new GreenletExecutor();
+    auto *exec = new GreenletExecutor(p.info.status);
     return conn::serve(p, *exec);
 }
 

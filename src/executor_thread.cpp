@@ -43,7 +43,7 @@ private:
 
 class ThreadExecutor final : public conn::Executor {
 public:
-    explicit ThreadExecutor(int threads) : nthreads_(threads > 0 ? threads : 1) {
+    ThreadExecutor(int threads, WorkerStatus *status) : nthreads_(threads > 0 ? threads : 1), status_(status) {
         running_.reserve(static_cast<size_t>(nthreads_));
     }
 
@@ -95,9 +95,13 @@ private:
                 queue_.pop_front();
                 running_[me].ex = ex;
             }
+            // The status page shows what each thread runs (show workers).
+            worker::thread_status_begin(status_, me, ex->req->method, ex->req->target, ex->remote_addr,
+                                        ex->submitted_ms);
             wsgi::thread_enter(state);
             serve_relayed(*ex);
             state = wsgi::thread_leave();
+            worker::thread_status_end(status_, me);
             {
                 std::lock_guard<std::mutex> g(mu_);
                 running_[me].ex = nullptr;
@@ -113,6 +117,7 @@ private:
     };
 
     int nthreads_;
+    WorkerStatus *status_;
     std::mutex mu_;
     std::vector<Slot> running_;
     std::condition_variable cv_;
@@ -139,7 +144,7 @@ void serve_relayed(Exchange &ex) {
 int run_gthread(worker::Process &p) {
     // Never destroyed: at the graceful timeout its threads may still be
     // inside the application while the process exits.
-    auto *exec = new ThreadExecutor(p.cfg->threads);
+    auto *exec = new ThreadExecutor(p.cfg->threads, p.info.status);
     return conn::serve(p, *exec);
 }
 

@@ -227,22 +227,78 @@ void app_call_begin() { g_in_app.fetch_add(1, std::memory_order_relaxed); }
 void app_call_end() { g_in_app.fetch_sub(1, std::memory_order_relaxed); }
 bool quit_requested() { return g_quit_requested != 0; }
 
-void status_begin(WorkerStatus *slot, std::string_view method, std::string_view path, std::string_view peer,
-                  int64_t started_ms) {
-    if (!slot) return;
+namespace {
+
+// Fills a status slot (WorkerStatus's own fields, or a RequestSlot) for a
+// request the application starts; its start time goes last, so that a
+// reader that sees it sees the rest.
+template <size_t M, size_t P, size_t Q>
+void show_request(int64_t &started, char (&method)[M], char (&path)[P], char (&peer)[Q], std::string_view m,
+                  std::string_view p, std::string_view q, int64_t started_ms) {
     auto copy = [](char *dst, size_t cap, std::string_view src) {
         size_t n = std::min(cap - 1, src.size());
         if (n) std::memcpy(dst, src.data(), n);  // "" for a unix peer may have no data()
         dst[n] = '\0';
     };
-    copy(slot->method, sizeof slot->method, method);
-    copy(slot->path, sizeof slot->path, path);
-    copy(slot->peer, sizeof slot->peer, peer);
-    slot->request_started_ms = started_ms;
+    copy(method, M, m);
+    copy(path, P, p);
+    copy(peer, Q, q);
+    __atomic_store_n(&started, started_ms, __ATOMIC_RELEASE);
+}
+
+// The request a status slot shows, if any: false when it is free, or
+// changed while being read.
+template <size_t M, size_t P, size_t Q>
+bool read_request(const int64_t &started, const char (&method)[M], const char (&path)[P], const char (&peer)[Q],
+                  ShownRequest &out) {
+    int64_t at = __atomic_load_n(&started, __ATOMIC_ACQUIRE);
+    if (!at) return false;
+    out.method.assign(method, strnlen(method, M));
+    out.path.assign(path, strnlen(path, P));
+    out.peer.assign(peer, strnlen(peer, Q));
+    out.started_ms = at;
+    return __atomic_load_n(&started, __ATOMIC_ACQUIRE) == at;
+}
+
+}  // namespace
+
+void status_begin(WorkerStatus *slot, std::string_view method, std::string_view path, std::string_view peer,
+                  int64_t started_ms) {
+    if (!slot) return;
+    __atomic_add_fetch(&slot->in_flight, 1, __ATOMIC_RELAXED);
+    show_request(slot->request_started_ms, slot->method, slot->path, slot->peer, method, path, peer, started_ms);
 }
 
 void status_end(WorkerStatus *slot) {
-    if (slot) slot->request_started_ms = 0;
+    if (!slot) return;
+    __atomic_store_n(&slot->request_started_ms, 0, __ATOMIC_RELEASE);
+    __atomic_sub_fetch(&slot->in_flight, 1, __ATOMIC_RELAXED);
+}
+
+void thread_status_begin(WorkerStatus *status, size_t thread, std::string_view method, std::string_view path,
+                         std::string_view peer, int64_t started_ms) {
+    if (!status) return;
+    __atomic_add_fetch(&status->in_flight, 1, __ATOMIC_RELAXED);
+    if (thread >= THREAD_SLOTS) return;
+    RequestSlot &s = status->threads[thread];
+    show_request(s.started_ms, s.method, s.path, s.peer, method, path, peer, started_ms);
+}
+
+void thread_status_end(WorkerStatus *status, size_t thread) {
+    if (!status) return;
+    if (thread < THREAD_SLOTS) __atomic_store_n(&status->threads[thread].started_ms, 0, __ATOMIC_RELEASE);
+    __atomic_sub_fetch(&status->in_flight, 1, __ATOMIC_RELAXED);
+}
+
+std::vector<ShownRequest> requests_in_flight(const WorkerStatus &ws) {
+    std::vector<ShownRequest> out;
+    ShownRequest r;
+    if (read_request(ws.request_started_ms, ws.method, ws.path, ws.peer, r)) out.push_back(r);
+    for (const RequestSlot &s : ws.threads)
+        if (read_request(s.started_ms, s.method, s.path, s.peer, r)) out.push_back(r);
+    std::sort(out.begin(), out.end(),
+              [](const ShownRequest &a, const ShownRequest &b) { return a.started_ms < b.started_ms; });
+    return out;
 }
 
 }  // namespace worker

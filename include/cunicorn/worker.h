@@ -14,8 +14,8 @@
 
 #include <cstdint>
 #include <ctime>
+#include <string>
 #include <string_view>
-
 #include <vector>
 
 namespace cunicorn {
@@ -25,6 +25,18 @@ struct Config;
 namespace ev {
 class Loop;
 }
+
+// One request in the application, as the status page shows it.
+struct RequestSlot {
+    int64_t started_ms;            // CLOCK_MONOTONIC; 0 when the slot is free
+    char method[16];
+    char path[160];
+    char peer[48];
+};
+
+// Application threads whose requests the status page shows one by one
+// (gthread); in_flight counts those of any others too.
+constexpr int THREAD_SLOTS = 16;
 
 // A page shared by the master and one worker (a MAP_SHARED mapping of the
 // heartbeat file, made before fork): the worker says when it has booted
@@ -42,6 +54,11 @@ struct WorkerStatus {
     // For the control socket's "show workers", written by the worker.
     uint64_t requests;             // requests served (worker.nr)
     uint32_t connections;          // connections held
+    // Requests in the application now, and (gthread) what each of the
+    // first THREAD_SLOTS application threads runs. The sync worker shows
+    // its one request in the fields above.
+    uint32_t in_flight;
+    RequestSlot threads[THREAD_SLOTS];
     // Requests by status and duration, log calls: StatsD's figures, read
     // by the master's Prometheus endpoint (statsd::attach).
     statsd::Figures figures;
@@ -182,6 +199,20 @@ bool quit_requested();
 void status_begin(WorkerStatus *slot, std::string_view method, std::string_view path, std::string_view peer,
                   int64_t started_ms);
 void status_end(WorkerStatus *slot);
+// The same for application thread (or greenlet) `thread`, from 0, of a
+// worker that runs several requests at once; `status` may be null.
+void thread_status_begin(WorkerStatus *status, size_t thread, std::string_view method, std::string_view path,
+                         std::string_view peer, int64_t started_ms);
+void thread_status_end(WorkerStatus *status, size_t thread);
+
+// A request a worker's status page shows in the application (read by
+// the master).
+struct ShownRequest {
+    std::string method, path, peer;
+    int64_t started_ms;
+};
+// Every request `ws` shows in the application, oldest first.
+std::vector<ShownRequest> requests_in_flight(const WorkerStatus &ws);
 
 }  // namespace worker
 

@@ -7,10 +7,14 @@ may be loaded. The other suites run under gthread too (tests/run.py's
 class passes).
 """
 
+import json
 import os
 import select
+import shutil
 import signal
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -68,8 +72,17 @@ def app(environ, start_response):
         body = str(os.getpid()).encode()
     elif path == '/produced':
         body = str(produced).encode()
+    elif path.startswith('/hold/'):
+        # Until the test creates the file release-NAME (bounded).
+        release = os.path.join(HERE, 'release-' + path.rsplit('/', 1)[1])
+        for _ in range(600):
+            if os.path.exists(release):
+                break
+            time.sleep(0.05)
+        body = b'held'
     elif path == '/stuck':
         open(os.path.join(HERE, 'stuck'), 'w').close()
+        open(os.path.join(HERE, 'stuck-%d' % threading.get_ident()), 'w').close()
         time.sleep(30)
         body = b'late'
     else:
@@ -77,13 +90,6 @@ def app(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
     return [body]
 '''
-
-
-def cpu_seconds(pid):
-    """User + system CPU time of a process (all its threads), from /proc."""
-    with open('/proc/%d/stat' % pid, 'rb') as f:
-        rest = f.read().decode('latin-1').rsplit(')', 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def gthread_args(threads=4):
@@ -104,6 +110,19 @@ def gather(srv, clients, want):
         t.join(90)
     assert [r.status for r in results] == [200] * clients, [r.status for r in results]
     return max(int(r.body) for r in results)
+
+
+def show_workers(sock):
+    """`cunicorn ctl show workers --json`: the workers' entries."""
+    out = subprocess.run([server.binary(), 'ctl', '-s', sock, '--json', 'show', 'workers'],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, timeout=60 * server.SLOW).stdout
+    data = json.loads(out)
+    return data['workers'] if isinstance(data, dict) else data
+
+
+def in_flight(sock):
+    workers = show_workers(sock)
+    return workers[0]['requests_in_flight'] if workers else []
 
 
 class GthreadTest(unittest.TestCase):
@@ -173,9 +192,9 @@ class GthreadTest(unittest.TestCase):
                 self.assertLess(produced, 32)   # of 64 blocks: the app waits
                 # Waiting costs no CPU: the thread and the loop sleep.
                 worker = srv.worker_pid()
-                before = cpu_seconds(worker)
+                before = server.cpu_seconds(worker)
                 time.sleep(2)
-                self.assertLess(cpu_seconds(worker) - before, 0.5)
+                self.assertLess(server.cpu_seconds(worker) - before, 0.5)
                 # Reading it all lets the writer finish.
                 got = 0
                 s.settimeout(30 * server.SLOW)
@@ -191,58 +210,70 @@ class GthreadTest(unittest.TestCase):
                 s.close()
 
     def test_worker_connections_bound(self):
-        # At the bound, the worker accepts nothing more; below it, it does.
+        # At the bound with every connection mid-request, the worker accepts
+        # nothing more; once one is idle, the oldest idle one makes room.
         args = ['-w', '1', '--worker-connections', '2', '--keep-alive', '30'] + gthread_args(2)
         with Server(APP, args=args) as srv:
             held = [srv.connect(), srv.connect()]
-            for c in held:
-                c.send(build_request('GET', '/'))
-                self.assertEqual(c.read_response().body, b'hello')
-            third = srv.connect()
+            third = None
             try:
+                held[0].send(build_request('GET', '/hold/a'))
+                held[1].send(build_request('GET', '/hold/b'))
+                third = srv.connect()
                 third.send(build_request('GET', '/', close=True))
                 r, _, _ = select.select([third.sock], [], [], 1.0)
-                self.assertEqual(r, [])          # not accepted while 2 are held
-                held.pop().close()
+                self.assertEqual(r, [])          # not accepted while both are busy
+                server.write_file(srv.path('release-a'), '')
+                self.assertEqual(held[0].read_response().body, b'held')
+                # held[0] is idle now: it is closed to make room for the third.
                 self.assertEqual(third.read_response().body, b'hello')
+                self.assertTrue(held[0].wait_closed(10))
+                # The busy one was left alone.
+                server.write_file(srv.path('release-b'), '')
+                self.assertEqual(held[1].read_response().body, b'held')
+                held[1].send(build_request('GET', '/'))
+                self.assertEqual(held[1].read_response().body, b'hello')
             finally:
-                third.close()
-                for c in held:
+                for c in held + [third]:
+                    if c:
+                        c.close()
+
+    def test_show_workers_lists_every_request_in_flight(self):
+        # 4 requests held in the application of one worker: the control
+        # socket shows 4 in flight, with their paths, oldest first.
+        sock = os.path.join(tempfile.mkdtemp(prefix='cunicorn-ctl-'), 'ctl.sock')
+        args = ['-w', '1', '--control-socket', sock] + gthread_args(4)
+        with Server(APP, args=args) as srv:
+            conns = [srv.connect() for _ in range(4)]
+            try:
+                for i, c in enumerate(conns):
+                    c.send(build_request('GET', '/hold/x?n=%d' % i, close=True))
+                    self.assertTrue(server.wait_for(lambda: len(in_flight(sock)) == i + 1, 30))
+                running = in_flight(sock)
+                self.assertEqual([r['path'] for r in running], ['/hold/x?n=%d' % i for i in range(4)])
+                self.assertEqual({(r['method'], r['peer']) for r in running}, {('GET', '127.0.0.1')})
+                worker = show_workers(sock)[0]
+                self.assertEqual(worker['in_flight'], 4)
+                self.assertEqual(worker['current_request']['path'], '/hold/x?n=0')
+                text = subprocess.run([server.binary(), 'ctl', '-s', sock, 'show', 'workers'],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      timeout=60 * server.SLOW).stdout.decode()
+                self.assertIn('GET /hold/x?n=0', text)
+                self.assertIn('+3 more', text)
+                server.write_file(srv.path('release-x'), '')
+                self.assertEqual([c.read_response().body for c in conns], [b'held'] * 4)
+                self.assertTrue(server.wait_for(lambda: not in_flight(sock), 30))
+            finally:
+                for c in conns:
                     c.close()
+                shutil.rmtree(os.path.dirname(sock), True)
 
     @server.timeout(180)
     def test_slow_header_clients_do_not_hold_threads(self):
         # 500 connections each sending one header byte every 2 s, while
         # normal clients keep requesting: every normal request is answered.
-        args = ['-w', '2'] + gthread_args(4)
-        with Server(APP, args=args) as srv:
-            slow = []
-            try:
-                for _ in range(500):
-                    s = socket.create_connection(srv.address)
-                    s.setblocking(False)
-                    slow.append(s)
-                head = b'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: '
-                ok = 0
-                t_end = time.monotonic() + 10
-                next_byte = 0
-                step = 0
-                while time.monotonic() < t_end:
-                    if time.monotonic() >= next_byte:
-                        for s in slow:
-                            try:
-                                s.send(head[step:step + 1] if step < len(head) else b'a')
-                            except OSError:
-                                pass
-                        step += 1
-                        next_byte = time.monotonic() + 2
-                    resp = srv.get('/', timeout=30)
-                    self.assertEqual(resp.body, b'hello')
-                    ok += 1
-                self.assertGreaterEqual(ok, 10)
-            finally:
-                for s in slow:
-                    s.close()
+        with Server(APP, args=['-w', '2'] + gthread_args(4)) as srv:
+            self.assertGreaterEqual(server.serve_beside_slow_clients(srv, 500, 10), 10)
 
     def test_request_timeout_reports_the_stack_and_restarts(self):
         args = ['-w', '1', '--request-timeout', '1', '--graceful-timeout', '1'] + gthread_args(2)
@@ -291,6 +322,61 @@ class GthreadTest(unittest.TestCase):
             self.assertEqual(srv.wait_exit(30), 0)
         finally:
             srv.stop()
+
+    @server.timeout(150)
+    def test_worker_int_and_abort_see_the_stuck_threads(self):
+        # worker_int (INT, QUIT) and worker_abort (ABRT) run with requests
+        # stuck in application threads: the hook's sys._current_frames()
+        # shows where (the app's sleep), and the worker exits at once
+        # instead of waiting for them.
+        conf = r'''
+import os, sys, threading, traceback
+
+def dump(worker, name):
+    frames = sys._current_frames()
+    text = ''.join('thread %s\n%s' % (ident, ''.join(traceback.format_stack(f))) for ident, f in frames.items())
+    with open(os.path.join(os.getcwd(), '%s-%d' % (name, worker.pid)), 'w') as out:
+        out.write('%s %d\n' % (threading.current_thread() is threading.main_thread(), len(frames)) + text)
+
+def worker_int(worker):
+    dump(worker, 'int')
+
+def worker_abort(worker):
+    dump(worker, 'abort')
+'''
+        for sig, name in ((signal.SIGINT, 'int'), (signal.SIGQUIT, 'int'), (signal.SIGABRT, 'abort')):
+            with self.subTest(signal=sig.name):
+                srv = Server(APP)
+                srv._prepare()
+                server.write_file(srv.path('conf.py'), conf)
+                srv.args = ['-w', '1', '-c', srv.path('conf.py'), '--graceful-timeout', '60'] + gthread_args(2)
+                conns = []
+                try:
+                    srv.start()
+                    worker = srv.worker_pid()
+                    conns = [srv.connect() for _ in range(2)]
+                    for c in conns:
+                        c.send(build_request('GET', '/stuck', close=True))
+                    self.assertTrue(server.wait_for(
+                        lambda: len([n for n in os.listdir(srv.tmpdir) if n.startswith('stuck-')]) == 2, 30))
+                    time.sleep(0.3)  # into the sleep (checked loosely below: the thread may lag)
+                    os.kill(worker, sig)
+                    # Promptly: the stuck requests would sleep 30 s.
+                    self.assertTrue(server.wait_for(lambda: not server.pid_alive(worker), 15),
+                                    server.tail(srv.log_text()))
+                    dump = server.read_text(srv.path('%s-%d' % (name, worker)))
+                    first, _, stacks = dump.partition('\n')
+                    self.assertEqual(first.split()[0], 'True')   # on the loop (main) thread
+                    self.assertGreaterEqual(int(first.split()[1]), 3)
+                    # Both application threads, inside the application.
+                    self.assertEqual(stacks.count(', in app\n'), 2, dump)
+                    self.assertIn('time.sleep(30)', stacks, dump)
+                    # The master replaces it.
+                    self.assertEqual(srv.get('/').body, b'hello')
+                finally:
+                    for c in conns:
+                        c.close()
+                    srv.stop()
 
     def test_max_requests_is_a_hard_limit(self):
         with Server(APP, args=['-w', '1', '--max-requests', '5'] + gthread_args(4)) as srv:
