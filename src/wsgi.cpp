@@ -812,12 +812,13 @@ std::string environ_lookup(void *ctx, std::string_view key) {
         return "";
     }
     Ref s = Ref::steal(PyObject_Str(v));
-    const char *c = s ? PyUnicode_AsUTF8(s.get()) : nullptr;
+    Py_ssize_t n = 0;
+    const char *c = s ? PyUnicode_AsUTF8AndSize(s.get(), &n) : nullptr;
     if (!c) {
         PyErr_Clear();
         return "";
     }
-    return c;
+    return std::string(c, static_cast<size_t>(n));  // a NUL (%00 in a path) included
 }
 
 void access_log(const State &st, PyObject *environ, int64_t duration_us) {
@@ -839,9 +840,14 @@ void access_log(const State &st, PyObject *environ, int64_t duration_us) {
     rec.duration_us = duration_us;
     rec.request_headers = &headers;
     rec.response_headers = &st.resp->headers;
+    std::string path_info;
     if (environ) {
         rec.environ_lookup = environ_lookup;
         rec.environ_ctx = environ;
+        // %(U)s is PATH_INFO, as Gunicorn's atoms() takes it: decoded, and
+        // without SCRIPT_NAME.
+        path_info = environ_lookup(environ, "PATH_INFO");
+        rec.path_info = path_info;
     }
     log::access(rec);
 }

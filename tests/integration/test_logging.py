@@ -461,6 +461,16 @@ def app(environ, start_response):
 '''
 
 
+class PathInfoAtom(Base):
+    def test_u_is_path_info_decoded_without_script_name(self):
+        # Gunicorn's atoms(): 'U' is environ['PATH_INFO'].
+        srv = self.serve(JSON_APP, args=['--access-logformat', '%(U)s|%(r)s'], access_log=True,
+                         env={'SCRIPT_NAME': '/app'})
+        self.assertEqual(srv.get('/app/a%20b/%C3%A9').status, 200)
+        lines = self.wait_lines(srv.access_log_path, 1)
+        self.assertEqual(lines, ['/a b/\xc3\xa9|GET /app/a%20b/%C3%A9 HTTP/1.1'])
+
+
 class JsonAccessLog(Base):
     def test_every_atom_and_hostile_values(self):
         srv = self.serve(JSON_APP, args=['--access-log-json', '--access-logformat', '%(h)s %({wsgi.url_scheme}e)s'],
@@ -489,7 +499,8 @@ class JsonAccessLog(Base):
         self.assertEqual(rec['r'], 'GET /p%00a%22%5C%E2%82%AC/x?q=%22 HTTP/1.1')
         self.assertEqual(rec['s'], '200')
         self.assertEqual(rec['m'], 'GET')
-        self.assertEqual(rec['U'], '/p%00a%22%5C%E2%82%AC/x')
+        # PATH_INFO, as Gunicorn's atoms() gives it: decoded as latin-1.
+        self.assertEqual(rec['U'], '/p\x00a"\\\xe2\x82\xac/x')
         self.assertEqual(rec['q'], 'q=%22')
         self.assertEqual(rec['H'], 'HTTP/1.1')
         self.assertEqual((rec['b'], rec['B']), ('5', 5))
