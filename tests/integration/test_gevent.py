@@ -244,11 +244,6 @@ class GeventTest(unittest.TestCase):
             finally:
                 conn.close()
 
-    @server.timeout(180)
-    def test_slow_header_clients_do_not_hold_greenlets(self):
-        with Server(APP, args=['-w', '2', '-k', 'gevent']) as srv:
-            self.assertGreaterEqual(server.serve_beside_slow_clients(srv, 500, 10), 10)
-
 
 class Barrier:
     """A loopback HTTP backend whose requests are all answered once `n` of

@@ -268,13 +268,6 @@ class GthreadTest(unittest.TestCase):
                     c.close()
                 shutil.rmtree(os.path.dirname(sock), True)
 
-    @server.timeout(180)
-    def test_slow_header_clients_do_not_hold_threads(self):
-        # 500 connections each sending one header byte every 2 s, while
-        # normal clients keep requesting: every normal request is answered.
-        with Server(APP, args=['-w', '2'] + gthread_args(4)) as srv:
-            self.assertGreaterEqual(server.serve_beside_slow_clients(srv, 500, 10), 10)
-
     def test_request_timeout_reports_the_stack_and_restarts(self):
         args = ['-w', '1', '--request-timeout', '1', '--graceful-timeout', '1'] + gthread_args(2)
         with Server(APP, args=args) as srv:

@@ -1,9 +1,10 @@
-"""Idle keep-alive connections at scale, per worker class: one worker
-holds 10,000 of them (each made one request, then went quiet), keeps
-answering new clients, and each costs it little memory (an idle
-connection keeps no read or write buffer). And at the
+"""Idle and slow connections at scale, per worker class: one worker
+holds 10,000 idle keep-alive connections (each made one request, then
+went quiet), keeps answering new clients, and each costs it little memory
+(an idle connection keeps no read or write buffer). At the
 --worker-connections bound, idle connections make room for new clients:
-the oldest is closed to take a new one.
+the oldest is closed to take a new one. And 500 clients that send their
+heads a byte at a time hold no worker back from the others.
 
 The figures printed (RSS growth per idle connection) are for reading; the
 assertions use generous bounds, never timing.
@@ -183,6 +184,16 @@ class IdleConnections(unittest.TestCase):
         finally:
             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
             resource.setrlimit(resource.RLIMIT_NOFILE, (old, hard))
+
+    @server.timeout(240)
+    def test_slow_header_clients_hold_no_one_back(self):
+        # 500 connections each sending one header byte every 2 s, beside
+        # normal clients: with 2 workers, every normal request is answered.
+        for name in CLASSES:
+            with self.subTest(worker_class=name):
+                with Server(APP, args=['-w', '2'] + class_args(name), extra=False) as srv:
+                    srv.wait_workers(2)
+                    self.assertGreaterEqual(server.serve_beside_slow_clients(srv, 500, 10), 10)
 
     def test_bound_closes_oldest_idle_for_new_clients(self):
         # Two workers of 20 connections each, all held by idle keep-alive
