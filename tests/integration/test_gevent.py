@@ -89,6 +89,16 @@ def app(environ, start_response):
         body = b'late'
     elif path == '/echo':
         body = environ['wsgi.input'].read()
+    elif path == '/read-timeout':
+        # A gevent.Timeout of the application's, thrown while wsgi.input
+        # waits for the client, reaches the application.
+        import gevent
+        try:
+            with gevent.Timeout(1):
+                environ['wsgi.input'].read()
+            body = b'read all'
+        except gevent.Timeout:
+            body = b'timed out'
     else:
         body = b'hello'
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
@@ -198,6 +208,27 @@ class GeventTest(unittest.TestCase):
             finally:
                 keep.close()
                 waiting.close()
+
+    def test_application_timeout_while_reading_the_body(self):
+        with Server(APP, args=['-w', '1', '-k', 'gevent']) as srv:
+            conn = srv.connect()
+            try:
+                # More than the 64 KiB read before the application runs, then
+                # nothing: the application's read waits for the client.
+                conn.send(b'POST /read-timeout HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n' +
+                          b'x' * 70000)
+                r = conn.read_response('POST')
+                self.assertEqual((r.status, r.body), (200, b'timed out'))
+            finally:
+                conn.close()
+            self.assertEqual(srv.get('/').body, b'hello')   # the worker goes on
+
+    def test_preload_imports_the_application_unpatched(self):
+        # As with Gunicorn: --preload imports the application in the master,
+        # before any worker patches.
+        with Server(APP, args=['-w', '1', '-k', 'gevent', '--preload']) as srv:
+            sock_mod, _ = srv.get('/patched').body.decode().split()
+            self.assertEqual(sock_mod, 'socket')
 
     def test_patched_before_the_application_is_imported(self):
         with Server(APP, args=['-w', '1', '-k', 'gevent']) as srv:
