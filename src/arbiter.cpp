@@ -580,16 +580,20 @@ void Arbiter::murder_workers() {
         if (fstat(slot.tmp_fd, &st) < 0) continue;
         if (now - st.st_ctime <= cfg_.timeout) continue;
         if (!slot.aborted) {
-            const WorkerStatus *ws = slot.status;
-            if (ws && ws->request_started_ms) {
-                // Say what it was stuck on: the first question anyone asks.
-                char method[sizeof ws->method], path[sizeof ws->path], peer[sizeof ws->peer];
-                std::memcpy(method, ws->method, sizeof method);
-                std::memcpy(path, ws->path, sizeof path);
-                std::memcpy(peer, ws->peer, sizeof peer);
-                method[sizeof method - 1] = path[sizeof path - 1] = peer[sizeof peer - 1] = '\0';
-                LOG_CRITICAL("WORKER TIMEOUT (pid:%d) serving %s %s from %s for %.1f s", pid, method, path,
-                             peer[0] ? peer : "unix socket", static_cast<double>(now_mono - ws->request_started_ms) / 1000.0);
+            // Say what it was stuck on: the first question anyone asks. A
+            // gthread or gevent worker may hold many requests; the oldest
+            // is the likely culprit, the count says how many go with it.
+            std::vector<worker::ShownRequest> stuck;
+            if (slot.status) stuck = worker::requests_in_flight(*slot.status);
+            if (!stuck.empty()) {
+                const worker::ShownRequest &r = stuck.front();
+                unsigned in_flight = std::max<unsigned>(__atomic_load_n(&slot.status->in_flight, __ATOMIC_RELAXED),
+                                                        static_cast<unsigned>(stuck.size()));
+                char others[48] = "";
+                if (in_flight > 1) snprintf(others, sizeof others, " (%u requests in flight)", in_flight);
+                LOG_CRITICAL("WORKER TIMEOUT (pid:%d) serving %s %s from %s for %.1f s%s", pid, r.method.c_str(),
+                             r.path.c_str(), r.peer.empty() ? "unix socket" : r.peer.c_str(),
+                             static_cast<double>(now_mono - r.started_ms) / 1000.0, others);
             } else {
                 LOG_CRITICAL("WORKER TIMEOUT (pid:%d)", pid);
             }

@@ -477,7 +477,28 @@ class Faults(Base):
         elapsed = time.monotonic() - t0
         # About 2x the 2 s timeout in practice; the bound only catches "never".
         self.assertLess(elapsed, 30 * server.SLOW)
-        self.assertIn('WORKER TIMEOUT (pid:%d)' % w, srv.error_text())
+        self.assertIn('WORKER TIMEOUT (pid:%d) serving GET /hang from 127.0.0.1 for ' % w, srv.error_text())
+
+    def test_hung_gevent_worker_timeout_names_the_stuck_request(self):
+        # A greenlet that never yields stops the whole worker: the master's
+        # kill names the oldest request in flight and how many share its fate.
+        if server.gevent_runs():
+            self.skipTest(server.gevent_runs())
+        srv, w = self.one_worker('-t', '2', '-k', 'gevent')
+        sleepers = []
+        for _ in range(2):
+            c = srv.connect(60)
+            self.addCleanup(c.close)
+            c.send(build_request('GET', '/sleep?60', close=True))
+            sleepers.append(c)
+        self.assertTrue(server.wait_for(lambda: os.path.exists(srv.path('started')), 30))
+        time.sleep(0.2)  # both sleepers are in the app before the spinner
+        self.hang(srv)
+        self.check_replaced(srv, w)
+        line = [l for l in srv.error_text().splitlines() if 'WORKER TIMEOUT (pid:%d)' % w in l]
+        self.assertEqual(len(line), 1, server.tail(srv.error_text()))
+        self.assertIn('serving GET /sleep?60 from 127.0.0.1 for ', line[0])
+        self.assertIn('(3 requests in flight)', line[0])
 
     def test_worker_abort_hook_runs_on_timeout(self):
         srv = self.make('-w', '1', '-t', '2', '-c', '{dir}/conf.py')
