@@ -67,9 +67,14 @@ BREAKER_COUNT = 3          # consecutive slow failures before the module gives u
 # --no-class-passes leaves them out.
 PROTOCOL_SUITES = ['test_wsgi_validate', 'test_http', 'test_conformance', 'test_smuggling', 'test_tls',
                    'test_hooks', 'test_streaming', 'test_rfc9112']
+# What the application sees beside the protocol: real Flask and Django
+# apps, proxy headers, and the access log and StatsD figures each request
+# leaves, which the gthread and gevent workers write from other threads
+# and greenlets.
+APPLICATION_SUITES = ['test_apps', 'test_proxies', 'test_request_head', 'test_logging', 'test_statsd']
 CLASS_PASSES = [
-    ('gthread', '-k gthread --threads 4', PROTOCOL_SUITES),
-    ('gevent', '-k gevent', PROTOCOL_SUITES),
+    ('gthread', '-k gthread --threads 4', PROTOCOL_SUITES + APPLICATION_SUITES),
+    ('gevent', '-k gevent', PROTOCOL_SUITES + APPLICATION_SUITES),
 ]
 # greenlet switches between greenlets by copying their C stacks, without
 # telling AddressSanitizer (__sanitizer_start_switch_fiber), whose stack

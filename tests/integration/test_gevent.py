@@ -25,85 +25,8 @@ from test_virtualenv import make_venv
 
 NO_GEVENT = server.gevent_runs()
 
-APP = r'''
-import os
-import socket
-import threading
-import time
-import urllib.request
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-# What the application saw when it was imported: patched already?
-SOCKET_AT_IMPORT = socket.socket.__module__
-SLEEP_AT_IMPORT = time.sleep.__module__
-cond = threading.Condition()
-inside = 0
-high = 0
-
-
-def gather(want):
-    """Waits (bounded) until `want` requests are in the application at
-    once; returns the high-water mark."""
-    global inside, high
-    with cond:
-        inside += 1
-        high = max(high, inside)
-        cond.notify_all()
-        cond.wait_for(lambda: inside >= want, timeout=60)
-    time.sleep(0.1)
-    with cond:
-        inside -= 1
-    return high
-
-
-def app(environ, start_response):
-    global inside
-    path = environ['PATH_INFO']
-    if path.startswith('/gather/'):
-        body = str(gather(int(path.rsplit('/', 1)[1]))).encode()
-    elif path == '/hold':
-        # Holds the request until the test creates the file "release"; the
-        # file "all-inside" says when QUERY_STRING requests are held.
-        with cond:
-            inside += 1
-            if inside == int(environ['QUERY_STRING']):
-                open(os.path.join(HERE, 'all-inside'), 'w').close()
-        deadline = time.monotonic() + 60
-        while not os.path.exists(os.path.join(HERE, 'release')) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with cond:
-            inside -= 1
-        body = b'released'
-    elif path == '/patched':
-        body = ('%s %s' % (SOCKET_AT_IMPORT, SLEEP_AT_IMPORT)).encode()
-    elif path == '/fetch':
-        # Waits on a patched socket: the backend answers only once every
-        # request of the round is waiting on it.
-        with urllib.request.urlopen('http://127.0.0.1:%s/' % environ['QUERY_STRING'], timeout=60) as r:
-            body = r.read()
-    elif path == '/multithread':
-        body = repr(environ['wsgi.multithread']).encode()
-    elif path == '/stuck':
-        open(os.path.join(HERE, 'stuck'), 'w').close()
-        time.sleep(30)
-        body = b'late'
-    elif path == '/echo':
-        body = environ['wsgi.input'].read()
-    elif path == '/read-timeout':
-        # A gevent.Timeout of the application's, thrown while wsgi.input
-        # waits for the client, reaches the application.
-        import gevent
-        try:
-            with gevent.Timeout(1):
-                environ['wsgi.input'].read()
-            body = b'read all'
-        except gevent.Timeout:
-            body = b'timed out'
-    else:
-        body = b'hello'
-    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
-    return [body]
-'''
+# The application both worker-class modules serve.
+APP = server.read_text(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'concurrent_app.py'))
 
 
 def gevent_args(connections=1000):
@@ -235,7 +158,7 @@ class GeventTest(unittest.TestCase):
             sock_mod, sleep_mod = srv.get('/patched').body.decode().split()
             self.assertTrue(sock_mod.startswith('gevent'), sock_mod)
             self.assertTrue(sleep_mod.startswith('gevent'), sleep_mod)
-            self.assertEqual(srv.get('/multithread').body, b'True')
+            self.assertEqual(srv.get('/multithread').body, b'(True, False)')
 
     @server.timeout(120)
     def test_requests_wait_on_patched_sockets_together(self):

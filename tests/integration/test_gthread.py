@@ -22,74 +22,8 @@ import unittest
 import server
 from server import Server, build_request
 
-APP = r'''
-import os
-import threading
-import time
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-cond = threading.Condition()
-inside = 0
-high = 0
-produced = 0
-
-
-def app(environ, start_response):
-    global inside, high, produced
-    path = environ['PATH_INFO']
-    if path.startswith('/gather/'):
-        # Waits (bounded) until `want` requests are in the application at
-        # once, then reports the high-water mark.
-        want = int(path.rsplit('/', 1)[1])
-        with cond:
-            inside += 1
-            high = max(high, inside)
-            cond.notify_all()
-            cond.wait_for(lambda: inside >= want, timeout=20)
-        time.sleep(0.1)
-        with cond:
-            inside -= 1
-        body = str(high).encode()
-    elif path == '/multithread':
-        body = repr((environ['wsgi.multithread'], environ['wsgi.multiprocess'])).encode()
-    elif path == '/echo':
-        body = environ['wsgi.input'].read()
-    elif path == '/thread':
-        body = repr(threading.current_thread() is threading.main_thread()).encode()
-    elif path == '/flood':
-        # 64 MiB in 1 MiB blocks, counting what the server took.
-        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
-        def gen():
-            global produced
-            for _ in range(64):
-                produced += 1
-                yield b'x' * (1 << 20)
-        return gen()
-    elif path == '/slow':
-        time.sleep(1)
-        body = b'slow'
-    elif path == '/pid':
-        body = str(os.getpid()).encode()
-    elif path == '/produced':
-        body = str(produced).encode()
-    elif path.startswith('/hold/'):
-        # Until the test creates the file release-NAME (bounded).
-        release = os.path.join(HERE, 'release-' + path.rsplit('/', 1)[1])
-        for _ in range(600):
-            if os.path.exists(release):
-                break
-            time.sleep(0.05)
-        body = b'held'
-    elif path == '/stuck':
-        open(os.path.join(HERE, 'stuck'), 'w').close()
-        open(os.path.join(HERE, 'stuck-%d' % threading.get_ident()), 'w').close()
-        time.sleep(30)
-        body = b'late'
-    else:
-        body = b'hello'
-    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
-    return [body]
-'''
+# The application both worker-class modules serve.
+APP = server.read_text(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'concurrent_app.py'))
 
 
 def gthread_args(threads=4):
