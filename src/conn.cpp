@@ -767,11 +767,22 @@ bool Relay::write(const char *p, size_t n) {
 
 bool Relay::flush() {
     gate->lock();
-    // A queued file goes at the socket's pace; only framing follows it.
     bool ok = true;
-    while (ok && !broken && !file_queued && out.size() + tail.size() + loop_pending > 0) {
+    if (!c_->e->exec.on_loop_thread()) {
+        // An application thread hands the block to the loop, which sends
+        // it while the application computes the next one: PEP 3333's
+        // "guarantee that they will continue transmission". write() still
+        // waits for a slow client past the high-water mark. Waiting here
+        // cost a round trip through the loop per iterable response.
         if (!out.empty() || !tail.empty()) post();
-        ok = gate->wait();
+    } else {
+        // A greenlet sends nothing until the loop runs: it waits, and the
+        // loop runs meanwhile. A queued file goes at the socket's pace;
+        // only framing follows it.
+        while (ok && !broken && !file_queued && out.size() + tail.size() + loop_pending > 0) {
+            if (!out.empty() || !tail.empty()) post();
+            ok = gate->wait();
+        }
     }
     ok = ok && !broken;
     gate->unlock();
