@@ -109,6 +109,9 @@ def app(environ, start_response):
         body = repr((environ['wsgi.multithread'], environ['wsgi.multiprocess'])).encode()
     elif path == '/thread':
         body = repr(threading.current_thread() is threading.main_thread()).encode()
+    elif path == '/backend':
+        import gevent
+        body = gevent.get_hub().loop.backend.encode()
     elif path == '/patched':
         body = ('%s %s' % (SOCKET_AT_IMPORT, SLEEP_AT_IMPORT)).encode()
     elif path == '/fetch':

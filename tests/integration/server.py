@@ -129,6 +129,20 @@ def is_concurrent():
     return worker_class() in ('gthread', 'gevent', 'gevent_wsgi', 'gevent_pywsgi')
 
 
+def check_request_timeout(test, srv, conn):
+    """Sends GET /stuck (which sleeps 30 s) on conn to a one-worker server
+    started with --request-timeout 1: the log names the request and shows
+    its Python stack, and a new worker takes over."""
+    first = srv.worker_pid()
+    conn.send(build_request('GET', '/stuck', close=True))
+    test.assertTrue(wait_for(lambda: 'Request timeout' in srv.log_text(), 60))
+    log = srv.log_text()
+    test.assertIn('Request timeout (1 s): GET /stuck from 127.0.0.1', log)
+    test.assertIn('time.sleep(30)', log)     # the stuck thread's or greenlet's stack
+    test.assertTrue(wait_for(lambda: set(children(srv.pid)) - {first}, 60))
+    test.assertEqual(srv.get('/').body, b'hello')
+
+
 def timeout(seconds):
     """Decorator: the per-test deadline tests/run.py enforces (default 120 s)."""
     def deco(fn):

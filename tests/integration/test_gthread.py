@@ -205,18 +205,9 @@ class GthreadTest(unittest.TestCase):
     def test_request_timeout_reports_the_stack_and_restarts(self):
         args = ['-w', '1', '--request-timeout', '1', '--graceful-timeout', '1'] + gthread_args(2)
         with Server(APP, args=args) as srv:
-            first = srv.worker_pid()
             conn = srv.connect()
             try:
-                conn.send(build_request('GET', '/stuck', close=True))
-                self.assertTrue(server.wait_for(lambda: 'Request timeout' in srv.log_text(), 60))
-                log = srv.log_text()
-                self.assertIn('Request timeout (1 s): GET /stuck from 127.0.0.1', log)
-                self.assertIn('time.sleep(30)', log)     # the stuck thread's Python stack
-                # The worker restarts gracefully: a new one serves.
-                self.assertTrue(server.wait_for(
-                    lambda: set(server.children(srv.pid)) - {first}, 60))
-                self.assertEqual(srv.get('/').body, b'hello')
+                server.check_request_timeout(self, srv, conn)
             finally:
                 conn.close()
 
