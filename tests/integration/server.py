@@ -632,9 +632,15 @@ class Server:
         return False
 
     def wait_workers(self, n, timeout=30):
-        """Wait until the master has exactly n live children; returns them."""
-        ok = wait_for(lambda: len(children(self.pid)) == n, timeout)
-        kids = children(self.pid)
+        """Wait until the master has exactly n live children; returns them,
+        as they were when there were n (a second look could find a worker
+        that has exited since, or its replacement not forked yet)."""
+        kids = []
+
+        def exactly_n():
+            kids[:] = children(self.pid)
+            return len(kids) == n
+        ok = wait_for(exactly_n, timeout)
         if not ok:
             raise AssertionError('expected %d workers, have %r\n%s' % (
                 n, kids, tail(self.log_text())))
