@@ -192,8 +192,12 @@ public:
     bool write(const char *p, size_t n) override;
     bool flush() override;
     bool send_file(int fd, off_t offset, size_t n) override;
-    // Application side, locked: asks the loop to look at the connection.
-    void post();
+    // Application side, locked: asks the loop to look at the connection;
+    // `urgent` false when the loop has nothing to do for it before the
+    // client speaks again (quiet): the wake-up is spared.
+    void post(bool urgent = true);
+    // Application side, locked: sends what `out` holds itself (direct_fd).
+    void send_direct();
 
     Conn *c_ = nullptr;          // set by the loop while no request runs
     std::unique_ptr<Gate> gate;
@@ -214,6 +218,15 @@ public:
     bool broken = false;         // the client is gone
     bool finished = false;       // the executor called complete()
     bool posted = false;         // in the engine's mailbox
+    // A plain socket an application thread writes the response to itself
+    // while the loop holds none of it (-1 once the loop has taken any): a
+    // response in hand then needs no round trip through the loop.
+    int direct_fd = -1;
+    // The loop waits for the client to speak and holds nothing for the
+    // connection (no body, no buffered bytes): once the response is sent
+    // directly, the completion can wait for the loop's next look (the
+    // client's next request, or housekeeping) instead of waking it.
+    bool quiet = false;
 };
 
 // What a connection needs only while it has work (a request being read,
@@ -334,8 +347,9 @@ struct Engine final : worker::Acceptor {
     // for the loop, and the pipe that wakes the loop for them.
     std::mutex mail_mu;
     std::vector<Conn *> mail;
+    bool woken = false;          // the pipe was written since the loop's last look at the mail
     int wake[2] = {-1, -1};
-    void post(Conn *c);
+    void post(Conn *c, bool urgent);
 };
 
 Work &take_work(Conn &c);
@@ -712,12 +726,32 @@ void Relay::start() {
     file_queued = false;
     loop_pending = c_->pending();
     broken = finished = posted = false;
+    bool threads = !c_->e->exec.on_loop_thread();  // a greenlet's writes wait for the loop anyway
+    direct_fd = threads && !c_->tls && loop_pending == 0 ? c_->fd : -1;
+    quiet = false;
 }
 
-void Relay::post() {
+void Relay::post(bool urgent) {
     if (posted) return;
     posted = true;
-    c_->e->post(c_);
+    c_->e->post(c_, urgent);
+}
+
+void Relay::send_direct() {
+    if (direct_fd < 0 || out.empty() || file_queued) return;
+    size_t off = 0;
+    while (off < out.size()) {
+        ssize_t n = ::send(direct_fd, out.data() + off, out.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            off += static_cast<size_t>(n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            break;  // full, or failed: the loop sends the rest, or meets the error
+        }
+    }
+    out.erase(0, off);
+    if (!out.empty()) direct_fd = -1;  // and all that follows, in order
 }
 
 long Relay::read(char *dst, size_t n) {
@@ -752,6 +786,7 @@ long Relay::read(char *dst, size_t n) {
 bool Relay::write(const char *p, size_t n) {
     gate->lock();
     (file_fd >= 0 ? tail : out).append(p, n);
+    if (out.size() > OUT_HIGH_WATER) send_direct();
     // Back-pressure: the writer waits while the client is slow to take
     // what is already queued. The loop looks again whenever the socket
     // drains: only new bytes need a post.
@@ -797,6 +832,8 @@ bool Relay::send_file(int fd, off_t offset, size_t n) {
     gate->lock();
     bool ok = !broken && !file_queued;
     if (ok) {
+        send_direct();
+        direct_fd = -1;  // the loop sends the file, after anything still in out
         file_fd = dup_fd;
         file_off = offset;
         file_left = n;
@@ -808,7 +845,7 @@ bool Relay::send_file(int fd, off_t offset, size_t n) {
     return ok;
 }
 
-void Engine::post(Conn *c) {
+void Engine::post(Conn *c, bool urgent) {
     if (exec.on_loop_thread()) {
         mail.push_back(c);  // the loop and the application side take turns
         if (mail.size() == 1) exec.wake_loop();
@@ -817,7 +854,8 @@ void Engine::post(Conn *c) {
     bool first;
     {
         std::lock_guard<std::mutex> g(mail_mu);
-        first = mail.empty();
+        first = urgent && !woken;
+        woken = woken || urgent;
         mail.push_back(c);
     }
     if (first) {
@@ -1177,7 +1215,11 @@ void relay_complete(Exchange &ex) {
     Relay &r = *static_cast<Conn *>(ex.owner)->w->relay;
     r.gate->lock();
     r.finished = true;
-    r.post();
+    // Not when a post is pending: the loop, already asked to look (a
+    // streamed block), sends the response as it comes.
+    if (!r.posted) r.send_direct();
+    bool sent = r.direct_fd >= 0 && r.out.empty() && r.tail.empty() && !r.file_queued;
+    r.post(!(r.quiet && sent && ex.outcome.keep_alive && !ex.outcome.client_gone && !r.broken));
     r.gate->unlock();
 }
 
@@ -1187,11 +1229,22 @@ void relay_complete(Exchange &ex) {
 // the mailbox (`from_mail`) ends a request that completed: a connection
 // is in the mailbox at most once (posted), and is freed only after its
 // request ended, so the mailbox never holds a freed one.
-void relay_service(Conn &c, bool from_mail, int fired = ev::NONE) {
+bool relay_service(Conn &c, bool from_mail, int fired = ev::NONE) {
     Engine &e = *c.e;
     Relay &r = *c.w->relay;
     r.gate->lock();
     if (from_mail) r.posted = false;
+    if (!r.out.empty() || !r.tail.empty() || r.file_fd >= 0) r.direct_fd = -1;  // the loop sends from now on
+    // The client speaks while its request runs: its completion must wake
+    // the loop. One that came quietly already waits in the mail.
+    if (fired & ev::READABLE) {
+        bool completed_quietly = r.quiet && r.finished && !from_mail;
+        r.quiet = false;
+        if (completed_quietly) {
+            r.gate->unlock();
+            return true;  // the caller ends it from the mail, then reads the client
+        }
+    }
     if (c.dead) {
         r.out.clear();
         r.tail.clear();
@@ -1223,9 +1276,9 @@ void relay_service(Conn &c, bool from_mail, int fired = ev::NONE) {
 
     if (finished) {
         on_exchange_complete(c.w->ex);
-        return;
+        return false;
     }
-    if (c.dead) return;
+    if (c.dead) return false;
     if (wait_client) {
         e.loop->add(c.fd, ev::READABLE, on_conn_event, &c);
         c.deadline = now_ms() + e.io_timeout_ms;
@@ -1236,6 +1289,7 @@ void relay_service(Conn &c, bool from_mail, int fired = ev::NONE) {
         if (fired & ev::READABLE) e.loop->remove(c.fd, ev::READABLE);
         if (!c.pending()) c.deadline = INT64_MAX;  // the app takes its time
     }
+    return false;
 }
 
 // Relayed requests' news, from the mailbox.
@@ -1244,6 +1298,7 @@ void read_mail(Engine &e) {
     {
         std::lock_guard<std::mutex> g(e.mail_mu);
         batch.swap(e.mail);
+        e.woken = false;
     }
     for (Conn *c : batch) relay_service(*c, true);
 }
@@ -1311,6 +1366,8 @@ void dispatch(Conn &c, size_t head_len) {
     if (w.relay) {
         Relay &r = *w.relay;
         r.start();
+        r.quiet = w.req.body == http::BodyKind::NONE && c.in.size() == 0 && !c.peer_closed && !e.p.stopping &&
+                  (e.loop->mask(c.fd) & ev::READABLE);
         r.want_body = true;
         pull_body(c, r);  // what the loop buffered: small bodies need no round trip
         r.want_body = false;
@@ -1452,7 +1509,8 @@ void process(Conn &c) {
 
 void on_readable(Conn &c) {
     if (c.busy) {
-        relay_service(c, false, ev::READABLE);  // the application side waits for body bytes
+        // The application side waits for body bytes.
+        if (relay_service(c, false, ev::READABLE)) read_mail(*c.e);
         return;
     }
     if (c.phase == Phase::LINGERING) {
@@ -1559,8 +1617,10 @@ void on_conn_event(ev::Loop &, int fd, int mask, void *data) {
     Conn &c = *static_cast<Conn *>(data);
     Engine &e = *c.e;
     if (c.busy) {
-        relay_service(c, false, mask);  // a relayed request: its output drained, or body bytes came
-        return;
+        // A relayed request: its output drained, or body bytes came.
+        if (!relay_service(c, false, mask)) return;
+        read_mail(e);  // it completed quietly: end it, then read what the client sent
+        if (e.conns[static_cast<size_t>(fd)] != &c || c.busy) return;  // closed, or busy again
     }
     if (mask & ev::WRITABLE) {
         if (!flush(c)) return;
@@ -1632,6 +1692,7 @@ int serve(worker::Process &p, Executor &exec) {
             // Housekeeping a few times a second, not per request: these are
             // syscalls the hot path does not need.
             if (!worker::housekeeping(p)) break;
+            if (e.relayed && !exec.on_loop_thread()) read_mail(e);  // completions that came quietly
             sweep(e);
             last_sweep = now;
         }

@@ -130,6 +130,9 @@ def app(environ, start_response):
         body = str(os.getpid()).encode()
     elif path == '/produced':
         body = str(produced).encode()
+    elif path == '/big':
+        # One list body larger than a socket buffer takes at once.
+        body = bytes(range(256)) * (16 * 1024)
     else:
         body = b'hello'
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])

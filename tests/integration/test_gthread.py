@@ -101,6 +101,47 @@ class GthreadTest(unittest.TestCase):
                 conn.close()
             self.assertEqual(bodies, [b'body-%d' % i for i in range(5)] + [b'hello'])
 
+    def test_responses_sent_from_the_application_thread(self):
+        # A plain connection's response in hand goes out from the thread
+        # that made it, and its completion waits for the loop's next look
+        # instead of waking it: the next request on the connection, a
+        # client that closes, and a response the socket takes only in part
+        # (the loop sends the rest, then the next response) all work.
+        big = bytes(range(256)) * (16 * 1024)
+        with Server(APP, args=['-w', '1', '--keep-alive', '30'] + gthread_args(4)) as srv:
+            conn = srv.connect()
+            try:
+                for i in range(50):
+                    conn.send(build_request('GET', '/n/%d' % i))
+                    r = conn.read_response()
+                    self.assertEqual((r.status, r.body), (200, b'hello'), i)
+            finally:
+                conn.close()
+            worker = srv.worker_pid()
+            baseline = server.fd_count(worker)
+            for _ in range(20):
+                s = socket.create_connection(srv.address, timeout=60)
+                s.sendall(build_request('GET', '/'))
+                self.assertTrue(s.recv(4096).startswith(b'HTTP/1.1 200'))
+                s.close()
+            # Each connection is freed once its client is gone.
+            self.assertTrue(server.wait_for(lambda: server.fd_count(worker) <= baseline, timeout=30),
+                            'worker holds %d descriptors, %d before' % (server.fd_count(worker), baseline))
+            s = socket.create_connection(srv.address, timeout=60)
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                s.sendall(build_request('GET', '/big'))
+                time.sleep(0.5)  # the thread finds the socket full
+                s.sendall(build_request('GET', '/', close=True))
+                data = server.read_until_closed(s)
+            finally:
+                s.close()
+            head, _, rest = data.partition(b'\r\n\r\n')
+            self.assertIn(b'Content-Length: %d' % len(big), head)
+            self.assertEqual(rest[:len(big)], big)
+            self.assertTrue(rest[len(big):].startswith(b'HTTP/1.1 200'), rest[len(big):len(big) + 64])
+            self.assertTrue(rest.endswith(b'hello'), rest[-64:])
+
     def test_large_bodies_through_the_loop(self):
         payload = os.urandom(3 * 1024 * 1024 + 7)
         with Server(APP, args=['-w', '1'] + gthread_args(2)) as srv:
