@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <memory>
 #include <mutex>
@@ -314,10 +315,18 @@ struct Conn {
 
 // The engine of one worker process: its listeners' connections and the
 // settings that shape them.
-struct Engine final : worker::Acceptor {
+struct Engine final : worker::Acceptor, Turns {
     Engine(worker::Process &proc, Executor &executor);
     ~Engine();
     void stop_accepting() override;
+
+    // Turns (conn.h), when the executor takes them.
+    void wait(std::vector<ev::Loop::Fired> &fired) override;
+    void lock() override { turn.lock(); }
+    void unlock() override { turn.unlock(); }
+    void run(const std::vector<ev::Loop::Fired> &fired) override { loop->run(fired); }
+    void kick() override;
+    void all_busy() override;
 
     worker::Process &p;
     Executor &exec;
@@ -350,6 +359,19 @@ struct Engine final : worker::Acceptor {
     bool woken = false;          // the pipe was written since the loop's last look at the mail
     int wake[2] = {-1, -1};
     void post(Conn *c, bool urgent);
+
+    // Taking turns: `loop` (one-shot) has the listeners and connections,
+    // `own` the main thread's signals, and `loop` itself while every
+    // thread runs a request (standing_by). The main thread holds the turn
+    // except while it sleeps.
+    ev::Loop *own = nullptr;
+    std::mutex turn;
+    int kick_pipe[2] = {-1, -1};
+    std::atomic<bool> kicked{false};
+    int busy_pipe[2] = {-1, -1};
+    std::atomic<bool> busy_told{false};
+    bool standing_by = false;
+    std::vector<ev::Loop::Fired> own_fired;
 };
 
 Work &take_work(Conn &c);
@@ -1662,6 +1684,70 @@ void sweep(Engine &e) {
     }
 }
 
+// ---------------------------------------------------------------------
+// Taking turns (Turns in conn.h)
+// ---------------------------------------------------------------------
+
+void Engine::wait(std::vector<ev::Loop::Fired> &fired) {
+    while (loop->wait(-1, fired) <= 0) {
+    }
+}
+
+void Engine::kick() {
+    if (kicked.exchange(true)) return;  // one thread at a time: it passes the kick on
+    char b = 1;
+    (void)!write(kick_pipe[1], &b, 1);
+}
+
+void on_kick(ev::Loop &, int fd, int, void *data) {
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    static_cast<Engine *>(data)->kicked = false;
+}
+
+void Engine::all_busy() {
+    if (busy_told.exchange(true)) return;
+    char b = 1;
+    (void)!write(busy_pipe[1], &b, 1);
+}
+
+void on_shared_events(ev::Loop &, int, int, void *data);
+
+// The main thread serves the shared loop while every thread runs a
+// request, and leaves it to them as soon as one is back.
+void stand_by(Engine &e) {
+    bool needed = e.exec.idle_threads() == 0;
+    if (needed == e.standing_by) return;
+    int fd = e.loop->poll_fd();
+    if (needed) e.own->add(fd, ev::READABLE, on_shared_events, &e);
+    else e.own->remove(fd, ev::READABLE);
+    e.standing_by = needed;
+}
+
+void on_shared_events(ev::Loop &, int, int, void *data) {
+    Engine &e = *static_cast<Engine *>(data);
+    if (e.loop->wait(0, e.own_fired) > 0) e.loop->run(e.own_fired);
+    stand_by(e);
+}
+
+void on_all_busy(ev::Loop &, int fd, int, void *data) {
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    Engine &e = *static_cast<Engine *>(data);
+    e.busy_told = false;
+    stand_by(e);
+}
+
+// What threads taking turns may still touch while the process exits
+// (they wait in the loop, in the engine): never freed, and kept reachable
+// so that LeakSanitizer does not count them.
+struct Outliving {
+    Engine *engine;
+    ev::Loop *shared, *own;
+} g_outliving{};
+
 }  // namespace
 
 int serve(worker::Process &p, Executor &exec) {
@@ -1669,21 +1755,35 @@ int serve(worker::Process &p, Executor &exec) {
     // hold requests, which refer to the engine until the process exits.
     std::unique_ptr<Engine> owned(new Engine(p, exec));
     Engine &e = *owned;
-    ev::Loop loop(4096);
-    if (!loop.ok()) {
+    bool turns = exec.takes_turns();
+    std::unique_ptr<ev::Loop> shared(new ev::Loop(4096, turns));
+    std::unique_ptr<ev::Loop> main_only(turns ? new ev::Loop(64) : nullptr);
+    ev::Loop &loop = *shared;
+    ev::Loop &own = turns ? *main_only : loop;
+    if (!loop.ok() || !own.ok()) {
         LOG_ERROR("cannot create the event loop: %s", std::strerror(errno));
         return 1;
     }
     e.loop = &loop;
+    e.own = &own;
     e.relayed = exec.make_gate() != nullptr;
-    if (!platform::signal_pipe(e.wake) || loop.add(e.wake[0], ev::READABLE, on_wake, &e) < 0) {
+    if (!platform::signal_pipe(e.wake) || loop.add(e.wake[0], ev::READABLE, on_wake, &e) < 0 ||
+        (turns && (!platform::signal_pipe(e.kick_pipe) || !platform::signal_pipe(e.busy_pipe) ||
+                   loop.add(e.kick_pipe[0], ev::READABLE, on_kick, &e) < 0 ||
+                   own.add(e.busy_pipe[0], ev::READABLE, on_all_busy, &e) < 0))) {
         LOG_ERROR("cannot create the wake pipe: %s", std::strerror(errno));
         return 1;
     }
-    exec.attach(loop);
+    if (turns) {
+        e.turn.lock();  // before any thread starts, as the main thread holds the GIL
+        exec.attach_turns(e, own);
+        g_outliving = Outliving{owned.release(), shared.release(), main_only.release()};
+    } else {
+        exec.attach(loop);
+    }
     listen_all(e);
     p.acceptor = &e;
-    worker::ready(p, loop);
+    worker::ready(p, own);
 
     int64_t last_sweep = now_ms();
     for (;;) {
@@ -1700,7 +1800,8 @@ int serve(worker::Process &p, Executor &exec) {
             if (e.accepting) e.stop_accepting();
             if (e.nconns == 0 || now >= p.stop_deadline) break;
         }
-        loop.poll(250);
+        own.poll(250);
+        if (turns) stand_by(e);
         if (exec.on_loop_thread() && !e.mail.empty()) read_mail(e);
     }
     p.acceptor = nullptr;

@@ -16,15 +16,12 @@ namespace cunicorn::ev {
 
 struct Loop::Backend {
     int kq;
-    std::vector<struct kevent> events;
 };
 
-Loop::Backend *backend_create(int max_fds) {
+Loop::Backend *backend_create() {
     int kq = kqueue();
     if (kq < 0) return nullptr;
-    auto *b = new Loop::Backend{kq, {}};
-    b->events.resize(static_cast<size_t>(max_fds < 64 ? 64 : (max_fds > 1024 ? 1024 : max_fds)));
-    return b;
+    return new Loop::Backend{kq};
 }
 
 void backend_free(Loop::Backend *b) {
@@ -39,25 +36,36 @@ static int change(Loop::Backend *b, int fd, int filter, int flags) {
     return kevent(b->kq, &ke, 1, nullptr, 0, nullptr);
 }
 
-int backend_add(Loop::Backend *b, int fd, int old_mask, int new_mask) {
-    int added = new_mask & ~old_mask;
-    if ((added & READABLE) && change(b, fd, EVFILT_READ, EV_ADD) < 0) return -1;
-    if ((added & WRITABLE) && change(b, fd, EVFILT_WRITE, EV_ADD) < 0) return -1;
-    return 0;
+// One-shot: EV_DISPATCH disables a filter once reported; EV_ENABLE arms
+// it again (and the filters a change leaves, as epoll's EPOLL_CTL_MOD does).
+int backend_rearm(Loop::Backend *b, int fd, int mask) {
+    int rc = 0;
+    if ((mask & READABLE) && change(b, fd, EVFILT_READ, EV_ENABLE) < 0) rc = -1;
+    if ((mask & WRITABLE) && change(b, fd, EVFILT_WRITE, EV_ENABLE) < 0) rc = -1;
+    return rc;
 }
 
-int backend_del(Loop::Backend *b, int fd, int old_mask, int removed_mask) {
+int backend_add(Loop::Backend *b, int fd, int old_mask, int new_mask, bool one_shot) {
+    int added = new_mask & ~old_mask;
+    int flags = EV_ADD | (one_shot ? EV_DISPATCH : 0);
+    if ((added & READABLE) && change(b, fd, EVFILT_READ, flags) < 0) return -1;
+    if ((added & WRITABLE) && change(b, fd, EVFILT_WRITE, flags) < 0) return -1;
+    return one_shot ? backend_rearm(b, fd, old_mask & new_mask) : 0;
+}
+
+int backend_del(Loop::Backend *b, int fd, int old_mask, int removed_mask, bool one_shot) {
     int gone = old_mask & removed_mask;
     int rc = 0;
     if ((gone & READABLE) && change(b, fd, EVFILT_READ, EV_DELETE) < 0) rc = -1;
     if ((gone & WRITABLE) && change(b, fd, EVFILT_WRITE, EV_DELETE) < 0) rc = -1;
+    if (one_shot && backend_rearm(b, fd, old_mask & ~gone) < 0) rc = -1;
     return rc;
 }
 
 // close() drops the knotes too, but deleting them first keeps a change
 // list (and the test shim, which emulates knotes) in step with the fd.
 int backend_forget_closing(Loop::Backend *b, int fd, int old_mask) {
-    return backend_del(b, fd, old_mask, old_mask);
+    return backend_del(b, fd, old_mask, old_mask, false);
 }
 
 int backend_wait(Loop::Backend *b, int timeout_ms, std::vector<Loop::Fired> &fired) {
@@ -67,11 +75,13 @@ int backend_wait(Loop::Backend *b, int timeout_ms, std::vector<Loop::Fired> &fir
         ts.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1000000L;
         tsp = &ts;
     }
-    int n = kevent(b->kq, nullptr, 0, b->events.data(), static_cast<int>(b->events.size()), tsp);
+    // On the stack: threads taking turns at one loop wait at the same time.
+    struct kevent events[128];
+    int n = kevent(b->kq, nullptr, 0, events, 128, tsp);
     if (n < 0) return -1;
     size_t first = fired.size();
     for (int i = 0; i < n; ++i) {
-        const struct kevent &e = b->events[static_cast<size_t>(i)];
+        const struct kevent &e = events[i];
         int fd = static_cast<int>(e.ident);
         int mask = e.filter == EVFILT_READ ? READABLE : WRITABLE;
         if (e.flags & (EV_EOF | EV_ERROR)) mask |= READABLE | WRITABLE;

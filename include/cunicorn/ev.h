@@ -2,6 +2,13 @@
 // stale-event guard (Redis ae.c). Timers are kept by the owner (the worker
 // gives each connection a deadline and sweeps them a few times a second,
 // so it needs no heap) and enter the loop as the poll timeout.
+//
+// A loop several threads take turns at (one-shot, for a thread pool whose
+// idle threads all wait in it) reports each event to one waiter only: a
+// descriptor is disarmed when its event is reported (EPOLLONESHOT,
+// EV_DISPATCH) and armed again once its callback has run. The threads
+// wait without a lock (wait()) and run the callbacks one at a time
+// (run(), under the owner's lock), so the callbacks still see one loop.
 #ifndef CUNICORN_EV_H
 #define CUNICORN_EV_H
 
@@ -36,7 +43,7 @@ using Callback = void (*)(Loop &loop, int fd, int mask, void *data);
 
 class Loop {
 public:
-    explicit Loop(int max_fds);
+    explicit Loop(int max_fds, bool one_shot = false);
     ~Loop();
     Loop(const Loop &) = delete;
     Loop &operator=(const Loop &) = delete;
@@ -61,6 +68,17 @@ public:
     // Waits up to timeout_ms (-1 = forever) and runs the callbacks.
     // Returns the number of events processed, or -1 on a wait error.
     int poll(int timeout_ms);
+
+    struct Fired {
+        int fd;
+        int mask;
+    };
+    // poll() in two halves, for threads that take turns: wait() takes the
+    // events (without the sleep hooks; any thread, no lock), run() runs
+    // their callbacks (one thread at a time) and arms one-shot
+    // descriptors again. wait() returns the number of events or -1.
+    int wait(int timeout_ms, std::vector<Fired> &fired);
+    int run(const std::vector<Fired> &fired);
     const char *backend_name() const;
     // Called around the wait itself (not around the callbacks): the worker
     // lets other Python threads run while it sleeps (Redis beforesleep).
@@ -75,19 +93,15 @@ public:
     // which returns once poll_fd() is readable (the backend has events) or
     // the time is up, having run whatever else the scheduler had to run.
     using Waiter = void (*)(void *arg, int timeout_ms);
-    void set_waiter(Waiter wait, void *arg) {
-        waiter_ = wait;
+    void set_waiter(Waiter waiter, void *arg) {
+        waiter_ = waiter;
         waiter_arg_ = arg;
     }
     // The backend's own descriptor (an epoll or kqueue descriptor, which
     // is readable while events are pending).
     int poll_fd() const;
 
-    // Backend interface: the eight calls each platform file implements.
-    struct Fired {
-        int fd;
-        int mask;
-    };
+    // Backend interface: the calls each platform file implements.
     struct Backend;
 
 private:
@@ -95,8 +109,14 @@ private:
         int mask = NONE;
         Callback cb = nullptr;
         void *data = nullptr;
+        bool disarmed = false;  // one-shot: reported, not armed again yet
     };
     std::vector<Slot> slots_;
+    bool one_shot_ = false;
+    // Whether a registration with this mask is disarmed when reported: in
+    // a one-shot loop, all but the listeners (EXCLUSIVE), which stay
+    // armed so that every waiting worker may take a connection.
+    bool disarms(int mask) const { return one_shot_ && !(mask & EXCLUSIVE); }
     std::vector<Fired> fired_;
     Backend *backend_ = nullptr;
     void (*before_sleep_)(void *) = nullptr;
@@ -107,10 +127,13 @@ private:
 };
 
 // Implemented once per platform (ev_epoll.cpp, ev_kqueue.cpp).
-Loop::Backend *backend_create(int max_fds);
+// `one_shot`: the registration is disarmed when reported; a change arms
+// what is left of it again, as rearm() does.
+Loop::Backend *backend_create();
 void backend_free(Loop::Backend *b);
-int backend_add(Loop::Backend *b, int fd, int old_mask, int new_mask);
-int backend_del(Loop::Backend *b, int fd, int old_mask, int removed_mask);
+int backend_add(Loop::Backend *b, int fd, int old_mask, int new_mask, bool one_shot);
+int backend_del(Loop::Backend *b, int fd, int old_mask, int removed_mask, bool one_shot);
+int backend_rearm(Loop::Backend *b, int fd, int mask);
 int backend_forget_closing(Loop::Backend *b, int fd, int old_mask);
 int backend_wait(Loop::Backend *b, int timeout_ms, std::vector<Loop::Fired> &fired);
 int backend_fd(const Loop::Backend *b);

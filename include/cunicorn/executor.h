@@ -19,8 +19,8 @@ namespace cunicorn::executor {
 int run_sync(worker::Process &p);
 
 // The gthread class: the loop keeps the sockets; `threads` application
-// threads run the requests it hands over (gunicorn/workers/gthread.py,
-// with pipelined requests answered in order).
+// threads take turns at it and run the requests its callbacks hand over
+// (gunicorn/workers/gthread.py, with pipelined requests answered in order).
 int run_gthread(worker::Process &p);
 
 // The gevent class: each request runs in a greenlet, the engine in the

@@ -6,7 +6,8 @@
 //   pipes), level-triggered, one knote per (descriptor, filter) pair with
 //   its own udata; the two filters of a descriptor share one epoll entry.
 // - EV_ADD (implies EV_ENABLE), EV_DELETE (ENOENT when absent), EV_ENABLE,
-//   EV_DISABLE, EV_ONESHOT (deleted once reported), EV_RECEIPT.
+//   EV_DISABLE, EV_ONESHOT (deleted once reported), EV_DISPATCH (disabled
+//   once reported, to one caller when several threads wait), EV_RECEIPT.
 // - Change errors: an EV_ERROR entry with data = errno while the event
 //   list has room, and then kevent() returns at once; otherwise -1/errno.
 // - EV_EOF on the read filter when the peer shut down its side (EPOLLRDHUP)
@@ -39,6 +40,7 @@ struct Knote {
     bool present = false;
     bool enabled = false;
     bool oneshot = false;
+    bool dispatch = false;
     void *udata = nullptr;
 };
 
@@ -88,7 +90,7 @@ int sync_epoll(int epfd, int fd, Watched &w) {
 
 // Applies one change; returns 0 or an errno value.
 int apply_change(int epfd, Queue &q, const struct kevent &kc) {
-    const unsigned short known = EV_ADD | EV_DELETE | EV_ENABLE | EV_DISABLE | EV_ONESHOT | EV_RECEIPT;
+    const unsigned short known = EV_ADD | EV_DELETE | EV_ENABLE | EV_DISABLE | EV_ONESHOT | EV_DISPATCH | EV_RECEIPT;
     if ((kc.filter != EVFILT_READ && kc.filter != EVFILT_WRITE) || (kc.flags & ~known)) return EINVAL;
     if (kc.ident > static_cast<uintptr_t>(0x7fffffff)) return EBADF;
     int fd = static_cast<int>(kc.ident);
@@ -114,6 +116,7 @@ int apply_change(int epfd, Queue &q, const struct kevent &kc) {
             k.present = true;
             k.udata = kc.udata;
             k.oneshot = (kc.flags & EV_ONESHOT) != 0;
+            k.dispatch = (kc.flags & EV_DISPATCH) != 0;
         } else if (!k.present) {
             return ENOENT;
         }
@@ -137,7 +140,8 @@ int timeout_ms(const struct timespec *ts) {
 }
 
 void fill(struct kevent &out, int fd, short filter, const Knote &k, bool eof, int64_t data) {
-    EV_SET(&out, fd, filter, (k.oneshot ? EV_ONESHOT : 0) | (eof ? EV_EOF : 0), 0, data, k.udata);
+    EV_SET(&out, fd, filter, (k.oneshot ? EV_ONESHOT : 0) | (k.dispatch ? EV_DISPATCH : 0) | (eof ? EV_EOF : 0), 0,
+           data, k.udata);
 }
 
 }  // namespace
@@ -207,19 +211,17 @@ extern "C" int kevent(int kq, const struct kevent *changelist, int nchanges, str
             int avail = 0;
             if (ioctl(fd, FIONREAD, &avail) < 0) avail = 0;
             fill(eventlist[nout++], fd, EVFILT_READ, w.rd, (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0, avail);
-            if (w.rd.oneshot) {
-                w.rd = Knote{};
-                fired_once = true;
-            }
+            fired_once = fired_once || w.rd.oneshot || w.rd.dispatch;
+            if (w.rd.oneshot) w.rd = Knote{};
+            if (w.rd.dispatch) w.rd.enabled = false;
         }
         // A descriptor whose second event does not fit is reported again by
         // the next call: both filters are level-triggered.
         if (nout < nevents && w.wr.present && w.wr.enabled && (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
             fill(eventlist[nout++], fd, EVFILT_WRITE, w.wr, (e & (EPOLLHUP | EPOLLERR)) != 0, 0);
-            if (w.wr.oneshot) {
-                w.wr = Knote{};
-                fired_once = true;
-            }
+            fired_once = fired_once || w.wr.oneshot || w.wr.dispatch;
+            if (w.wr.oneshot) w.wr = Knote{};
+            if (w.wr.dispatch) w.wr.enabled = false;
         }
         if (fired_once) {
             sync_epoll(kq, fd, w);
