@@ -313,6 +313,32 @@ struct Conn {
     size_t pending() const { return out_pending() + file_left + (w ? w->tail.size() : 0) + tls_pending(); }
 };
 
+// Empties a wake-up pipe (non-blocking) once its reader has woken.
+void drain_pipe(int fd) {
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+}
+
+// A pipe any thread rings to wake whoever waits on its read end; rung
+// once until answered, however many ring meanwhile.
+struct Doorbell {
+    int fd[2] = {-1, -1};
+    std::atomic<bool> rung{false};
+    bool open() { return platform::signal_pipe(fd); }
+    void ring() {
+        if (rung.exchange(true)) return;
+        char b = 1;
+        (void)!write(fd[1], &b, 1);
+    }
+    // Called before looking at what the ringer announced: a ring after
+    // this wakes the reader again.
+    void answer() {
+        drain_pipe(fd[0]);
+        rung = false;
+    }
+};
+
 // The engine of one worker process: its listeners' connections and the
 // settings that shape them.
 struct Engine final : worker::Acceptor, Turns {
@@ -366,10 +392,8 @@ struct Engine final : worker::Acceptor, Turns {
     // except while it sleeps.
     ev::Loop *own = nullptr;
     std::mutex turn;
-    int kick_pipe[2] = {-1, -1};
-    std::atomic<bool> kicked{false};
-    int busy_pipe[2] = {-1, -1};
-    std::atomic<bool> busy_told{false};
+    Doorbell kick_bell;  // shared loop: a queued request wants a thread
+    Doorbell busy_bell;  // main thread: every thread runs a request
     bool standing_by = false;
     std::vector<ev::Loop::Fired> own_fired;
 };
@@ -1327,9 +1351,7 @@ void read_mail(Engine &e) {
 
 // The wake pipe: relayed requests have news.
 void on_wake(ev::Loop &, int fd, int, void *data) {
-    char buf[64];
-    while (read(fd, buf, sizeof buf) > 0) {
-    }
+    drain_pipe(fd);
     read_mail(*static_cast<Engine *>(data));
 }
 
@@ -1693,24 +1715,13 @@ void Engine::wait(std::vector<ev::Loop::Fired> &fired) {
     }
 }
 
-void Engine::kick() {
-    if (kicked.exchange(true)) return;  // one thread at a time: it passes the kick on
-    char b = 1;
-    (void)!write(kick_pipe[1], &b, 1);
-}
+// One thread at a time is kicked: it passes the kick on (the executor's
+// next()) if more requests wait.
+void Engine::kick() { kick_bell.ring(); }
 
-void on_kick(ev::Loop &, int fd, int, void *data) {
-    char buf[64];
-    while (read(fd, buf, sizeof buf) > 0) {
-    }
-    static_cast<Engine *>(data)->kicked = false;
-}
+void on_kick(ev::Loop &, int, int, void *data) { static_cast<Engine *>(data)->kick_bell.answer(); }
 
-void Engine::all_busy() {
-    if (busy_told.exchange(true)) return;
-    char b = 1;
-    (void)!write(busy_pipe[1], &b, 1);
-}
+void Engine::all_busy() { busy_bell.ring(); }
 
 void on_shared_events(ev::Loop &, int, int, void *data);
 
@@ -1731,12 +1742,9 @@ void on_shared_events(ev::Loop &, int, int, void *data) {
     stand_by(e);
 }
 
-void on_all_busy(ev::Loop &, int fd, int, void *data) {
-    char buf[64];
-    while (read(fd, buf, sizeof buf) > 0) {
-    }
+void on_all_busy(ev::Loop &, int, int, void *data) {
     Engine &e = *static_cast<Engine *>(data);
-    e.busy_told = false;
+    e.busy_bell.answer();
     stand_by(e);
 }
 
@@ -1768,9 +1776,9 @@ int serve(worker::Process &p, Executor &exec) {
     e.own = &own;
     e.relayed = exec.make_gate() != nullptr;
     if (!platform::signal_pipe(e.wake) || loop.add(e.wake[0], ev::READABLE, on_wake, &e) < 0 ||
-        (turns && (!platform::signal_pipe(e.kick_pipe) || !platform::signal_pipe(e.busy_pipe) ||
-                   loop.add(e.kick_pipe[0], ev::READABLE, on_kick, &e) < 0 ||
-                   own.add(e.busy_pipe[0], ev::READABLE, on_all_busy, &e) < 0))) {
+        (turns && (!e.kick_bell.open() || !e.busy_bell.open() ||
+                   loop.add(e.kick_bell.fd[0], ev::READABLE, on_kick, &e) < 0 ||
+                   own.add(e.busy_bell.fd[0], ev::READABLE, on_all_busy, &e) < 0))) {
         LOG_ERROR("cannot create the wake pipe: %s", std::strerror(errno));
         return 1;
     }
