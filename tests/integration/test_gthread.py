@@ -151,6 +151,28 @@ class GthreadTest(unittest.TestCase):
                                body=server.chunked(chunks))
             self.assertEqual(resp.body, payload)
 
+    def test_body_reaches_a_lone_busy_thread(self):
+        # The only thread runs the request (handed over at once, for its
+        # Expect: 100-continue) and waits for its body: the main thread
+        # serves the loop meanwhile and brings the slices, and a second
+        # client's request is answered once the thread is free.
+        payload = os.urandom(3 * 1024 * 1024 + 7)
+        with Server(APP, args=['-w', '1'] + gthread_args(1)) as srv:
+            conn = srv.connect()
+            try:
+                conn.send(build_request('POST', '/echo', headers=[('Content-Length', str(len(payload))),
+                                                                  ('Expect', '100-continue')]))
+                self.assertEqual(conn.read_response('POST', interim=True).status, 100)
+                answered = []
+                other = threading.Thread(target=lambda: answered.append(srv.get('/').body))
+                other.start()
+                conn.send(payload)
+                self.assertEqual(conn.read_response('POST').body, payload)
+                other.join(30 * server.SLOW)
+                self.assertEqual(answered, [b'hello'])
+            finally:
+                conn.close()
+
     def test_slow_reader_suspends_its_thread_not_the_loop(self):
         # A client that reads nothing of a 64 MiB response: the writing
         # thread is held back (back-pressure), while the loop and the other
