@@ -88,6 +88,11 @@ class Control(unittest.TestCase):
         srv = Server(APP, extra + list(args), env=env)
         srv.start()
         self.addCleanup(srv.stop)
+        # The master opens the socket once it has forked its workers: a
+        # test that only waits for them could connect first. (Not an
+        # assertion: some tests expect no socket.)
+        if sock:
+            server.wait_for(lambda: os.path.exists(self.sock), 10)
         return srv
 
     def ctl(self, *words, check=True):
